@@ -1,0 +1,431 @@
+package rank
+
+// tree is a counted B+tree: an order-statistic tree whose leaves hold the keys in
+// order and whose inner nodes hold, for every child, a lower bound of its keys and
+// the number of keys below it. Every operation is one descent from the root
+// (O(log n) with a large base), and contiguous ranges are read by walking the leaf
+// chain. A B+tree rather than a skip list because its leaves store the keys inline
+// (no node per participant), which is what keeps memory near 50 bytes per entry
+// and range reads cache friendly.
+type tree struct {
+	root *node
+	n    int
+	p    *participants // ids, for ties on score and achieved_at
+}
+
+// entry is one participant's place in the order: its packed key (see packKey)
+// and its handle in participants. 16 bytes and no pointers, so leaves are dense
+// and the garbage collector never scans them.
+type entry struct {
+	k1 uint64
+	k2 uint32
+	h  uint32
+}
+
+// less is the total order: packed (score, achieved_at) ascending, then id.
+func (t *tree) less(a, b *entry) bool {
+	if a.k1 != b.k1 {
+		return a.k1 < b.k1
+	}
+	if a.k2 != b.k2 {
+		return a.k2 < b.k2
+	}
+	if a.h == b.h {
+		return false
+	}
+	return string(t.p.idBytes(a.h)) < string(t.p.idBytes(b.h))
+}
+
+// Node sizes. Variables only so that tests can shrink them to build deep trees
+// from a few hundred keys; nothing else changes them.
+var (
+	leafMax  = 64 // keys per leaf before it splits
+	innerMax = 64 // children per inner node before it splits
+	// A node that falls below a quarter full after a delete is merged with or
+	// refilled from a sibling; a lower bound than the classic half keeps score
+	// churn (delete + insert of the same participant) from merging and splitting
+	// the same pair of leaves back and forth.
+	leafMin  = leafMax / 4
+	innerMin = innerMax / 4
+)
+
+type node struct {
+	leaf bool
+	// Leaf: the keys, in order. Inner: keys[i] is a lower bound of every key
+	// under kids[i] and an upper bound (exclusive) of those under kids[i-1];
+	// keys[0] is not used.
+	keys   []entry
+	kids   []*node
+	counts []int // inner: number of keys under kids[i]
+	next   *node // leaf: the next leaf in order
+}
+
+func newLeaf() *node {
+	return &node{leaf: true, keys: make([]entry, 0, leafMax+1)}
+}
+
+func newInner() *node {
+	return &node{
+		keys:   make([]entry, 0, innerMax+1),
+		kids:   make([]*node, 0, innerMax+1),
+		counts: make([]int, 0, innerMax+1),
+	}
+}
+
+func (n *node) size() int {
+	if n.leaf {
+		return len(n.keys)
+	}
+	s := 0
+	for _, c := range n.counts {
+		s += c
+	}
+	return s
+}
+
+// lowerBound returns the first position in a leaf whose key is not less than k.
+func (t *tree) lowerBound(n *node, k *entry) int {
+	lo, hi := 0, len(n.keys)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.less(&n.keys[m], k) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// child returns the index of the child of an inner node that covers k: the last
+// child whose lower bound is not greater than k.
+func (t *tree) child(n *node, k *entry) int {
+	lo, hi := 1, len(n.keys)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.less(k, &n.keys[m]) {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo - 1
+}
+
+func (n *node) countBefore(c int) int {
+	s := 0
+	for _, v := range n.counts[:c] {
+		s += v
+	}
+	return s
+}
+
+// insert adds k (which must not be present) and returns its 0-based position.
+func (t *tree) insert(k entry) int {
+	if t.root == nil {
+		t.root = newLeaf()
+	}
+	pos, right, sep := t.insertInto(t.root, &k)
+	if right != nil {
+		old := t.root
+		r := newInner()
+		r.keys = append(r.keys, entry{}, sep)
+		r.kids = append(r.kids, old, right)
+		rs := right.size()
+		r.counts = append(r.counts, t.n+1-rs, rs)
+		t.root = r
+	}
+	t.n++
+	return pos
+}
+
+// insertInto inserts k under n. When n overflows it splits, and the new right
+// sibling and its lower bound are returned for the parent to link.
+func (t *tree) insertInto(n *node, k *entry) (pos int, right *node, sep entry) {
+	if n.leaf {
+		i := t.lowerBound(n, k)
+		n.keys = append(n.keys, entry{})
+		copy(n.keys[i+1:], n.keys[i:])
+		n.keys[i] = *k
+		if len(n.keys) > leafMax {
+			right = splitLeaf(n)
+			sep = right.keys[0]
+		}
+		return i, right, sep
+	}
+	c := t.child(n, k)
+	before := n.countBefore(c)
+	i, r, s := t.insertInto(n.kids[c], k)
+	n.counts[c]++
+	if r != nil {
+		rs := r.size()
+		n.counts[c] -= rs
+		n.keys = insertAt(n.keys, c+1, s)
+		n.kids = insertAt(n.kids, c+1, r)
+		n.counts = insertAt(n.counts, c+1, rs)
+		if len(n.kids) > innerMax {
+			right = splitInner(n)
+			sep = right.keys[0]
+		}
+	}
+	return before + i, right, sep
+}
+
+func insertAt[T any](s []T, i int, v T) []T {
+	var zero T
+	s = append(s, zero)
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
+}
+
+func removeAt[T any](s []T, i int) []T {
+	copy(s[i:], s[i+1:])
+	var zero T
+	s[len(s)-1] = zero // drop the reference for the GC
+	return s[:len(s)-1]
+}
+
+func splitLeaf(n *node) *node {
+	half := len(n.keys) / 2
+	r := newLeaf()
+	r.keys = append(r.keys, n.keys[half:]...)
+	clear(n.keys[half:])
+	n.keys = n.keys[:half]
+	r.next = n.next
+	n.next = r
+	return r
+}
+
+func splitInner(n *node) *node {
+	half := len(n.kids) / 2
+	r := newInner()
+	r.keys = append(r.keys, n.keys[half:]...)
+	r.kids = append(r.kids, n.kids[half:]...)
+	r.counts = append(r.counts, n.counts[half:]...)
+	clear(n.keys[half:])
+	clear(n.kids[half:])
+	n.keys = n.keys[:half]
+	n.kids = n.kids[:half]
+	n.counts = n.counts[:half]
+	return r
+}
+
+// delete removes k (matched by handle) and returns the 0-based position it had.
+func (t *tree) delete(k entry) (int, bool) {
+	if t.root == nil {
+		return 0, false
+	}
+	pos, ok := t.deleteFrom(t.root, &k)
+	if !ok {
+		return 0, false
+	}
+	t.n--
+	if !t.root.leaf && len(t.root.kids) == 1 {
+		t.root = t.root.kids[0]
+	}
+	return pos, true
+}
+
+func (t *tree) deleteFrom(n *node, k *entry) (int, bool) {
+	if n.leaf {
+		i := t.lowerBound(n, k)
+		if i == len(n.keys) || n.keys[i].h != k.h {
+			return 0, false
+		}
+		n.keys = removeAt(n.keys, i)
+		return i, true
+	}
+	c := t.child(n, k)
+	i, ok := t.deleteFrom(n.kids[c], k)
+	if !ok {
+		return 0, false
+	}
+	before := n.countBefore(c)
+	n.counts[c]--
+	kid := n.kids[c]
+	if (kid.leaf && len(kid.keys) < leafMin) || (!kid.leaf && len(kid.kids) < innerMin) {
+		rebalance(n, c)
+	}
+	return before + i, true
+}
+
+// rebalance merges the underfull child c of n with a sibling, or moves entries
+// over from the sibling when the two together would not fit in one node.
+func rebalance(n *node, c int) {
+	if len(n.kids) < 2 {
+		return
+	}
+	li := c - 1
+	if c == 0 {
+		li = 0
+	}
+	l, r := n.kids[li], n.kids[li+1]
+	if l.leaf {
+		rebalanceLeaves(n, li, l, r)
+	} else {
+		rebalanceInner(n, li, l, r)
+	}
+}
+
+func rebalanceLeaves(n *node, li int, l, r *node) {
+	total := len(l.keys) + len(r.keys)
+	if total <= leafMax*3/4 {
+		l.keys = append(l.keys, r.keys...)
+		l.next = r.next
+		n.counts[li] = total
+		n.keys = removeAt(n.keys, li+1)
+		n.kids = removeAt(n.kids, li+1)
+		n.counts = removeAt(n.counts, li+1)
+		return
+	}
+	want := total / 2
+	switch {
+	case len(l.keys) < want: // move the first keys of r to the end of l
+		m := want - len(l.keys)
+		l.keys = append(l.keys, r.keys[:m]...)
+		copy(r.keys, r.keys[m:])
+		clear(r.keys[len(r.keys)-m:])
+		r.keys = r.keys[:len(r.keys)-m]
+	case len(l.keys) > want: // move the last keys of l to the front of r
+		m := len(l.keys) - want
+		r.keys = append(r.keys, make([]entry, m)...)
+		copy(r.keys[m:], r.keys)
+		copy(r.keys, l.keys[want:])
+		clear(l.keys[want:])
+		l.keys = l.keys[:want]
+	}
+	n.counts[li], n.counts[li+1] = len(l.keys), len(r.keys)
+	n.keys[li+1] = r.keys[0]
+}
+
+func rebalanceInner(n *node, li int, l, r *node) {
+	// r's unused keys[0] becomes the separator from the parent, so that every key
+	// of r is a valid lower bound wherever it ends up.
+	r.keys[0] = n.keys[li+1]
+	total := len(l.kids) + len(r.kids)
+	if total <= innerMax*3/4 {
+		l.keys = append(l.keys, r.keys...)
+		l.kids = append(l.kids, r.kids...)
+		l.counts = append(l.counts, r.counts...)
+		n.counts[li] += n.counts[li+1]
+		n.keys = removeAt(n.keys, li+1)
+		n.kids = removeAt(n.kids, li+1)
+		n.counts = removeAt(n.counts, li+1)
+		return
+	}
+	want := total / 2
+	moved := 0
+	switch {
+	case len(l.kids) < want:
+		m := want - len(l.kids)
+		for _, v := range r.counts[:m] {
+			moved += v
+		}
+		l.keys = append(l.keys, r.keys[:m]...)
+		l.kids = append(l.kids, r.kids[:m]...)
+		l.counts = append(l.counts, r.counts[:m]...)
+		r.keys = shiftOut(r.keys, m)
+		r.kids = shiftOut(r.kids, m)
+		r.counts = shiftOut(r.counts, m)
+		n.counts[li] += moved
+		n.counts[li+1] -= moved
+	case len(l.kids) > want:
+		for _, v := range l.counts[want:] {
+			moved += v
+		}
+		r.keys = shiftIn(r.keys, l.keys[want:])
+		r.kids = shiftIn(r.kids, l.kids[want:])
+		r.counts = shiftIn(r.counts, l.counts[want:])
+		clear(l.keys[want:])
+		clear(l.kids[want:])
+		l.keys, l.kids, l.counts = l.keys[:want], l.kids[:want], l.counts[:want]
+		n.counts[li] -= moved
+		n.counts[li+1] += moved
+	}
+	n.keys[li+1] = r.keys[0]
+}
+
+// shiftOut drops the first m elements of s in place.
+func shiftOut[T any](s []T, m int) []T {
+	copy(s, s[m:])
+	clear(s[len(s)-m:])
+	return s[:len(s)-m]
+}
+
+// shiftIn puts front before the elements of s, in place.
+func shiftIn[T any](s []T, front []T) []T {
+	m := len(front)
+	s = append(s, front...) // grow by m
+	copy(s[m:], s[:len(s)-m])
+	copy(s, front)
+	return s
+}
+
+// rank returns the 0-based position of k.
+func (t *tree) rank(k entry) (int, bool) {
+	n := t.root
+	if n == nil {
+		return 0, false
+	}
+	pos := 0
+	for !n.leaf {
+		c := t.child(n, &k)
+		pos += n.countBefore(c)
+		n = n.kids[c]
+	}
+	i := t.lowerBound(n, &k)
+	if i == len(n.keys) || n.keys[i].h != k.h {
+		return 0, false
+	}
+	return pos + i, true
+}
+
+// seek returns the leaf holding the key at 0-based position i and its index there.
+func (t *tree) seek(i int) (*node, int) {
+	n := t.root
+	for !n.leaf {
+		c := 0
+		for c < len(n.counts)-1 && i >= n.counts[c] {
+			i -= n.counts[c]
+			c++
+		}
+		n = n.kids[c]
+	}
+	return n, i
+}
+
+// first returns the leftmost leaf, or nil for an empty tree.
+func (t *tree) first() *node {
+	n := t.root
+	for n != nil && !n.leaf {
+		n = n.kids[0]
+	}
+	return n
+}
+
+// at returns the key at 0-based position i (0 <= i < t.n).
+func (t *tree) at(i int) entry {
+	n, j := t.seek(i)
+	return n.keys[j]
+}
+
+// scan calls fn for up to limit keys starting at 0-based position from, in
+// order, until fn returns false.
+func (t *tree) scan(from, limit int, fn func(pos int, k *entry) bool) {
+	if from < 0 || from >= t.n || limit <= 0 {
+		return
+	}
+	n, j := t.seek(from)
+	pos := from
+	for n != nil && limit > 0 {
+		for ; j < len(n.keys) && limit > 0; j++ {
+			if !fn(pos, &n.keys[j]) {
+				return
+			}
+			pos++
+			limit--
+		}
+		n, j = n.next, 0
+	}
+}
