@@ -1,0 +1,15 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/lbhq/leaderboard/internal/store"
+	"github.com/lbhq/leaderboard/internal/store/memory"
+	"github.com/lbhq/leaderboard/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, sink store.EventSink) store.Store {
+		return memory.New(memory.Options{Sink: sink})
+	})
+}
