@@ -1,0 +1,435 @@
+// Package board is the leaderboard service: leaderboard metadata and
+// lifecycle (scheduled, active, paused, completed), the rules a submission must
+// pass (status, bounds, timestamps, rate limits), and the reads, all over a
+// store.Store that holds the rankings and orders the writes.
+package board
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/ratelimit"
+	"github.com/lbhq/leaderboard/internal/store"
+)
+
+// Status is a leaderboard's place in its lifecycle.
+type Status string
+
+const (
+	Scheduled Status = "scheduled"
+	Active    Status = "active"
+	Paused    Status = "paused"
+	Completed Status = "completed"
+)
+
+// Leaderboard is a leaderboard's metadata as the API shows it.
+type Leaderboard struct {
+	ID        string
+	Name      string
+	Type      string
+	Status    Status
+	Order     store.SortOrder
+	Policy    store.Policy
+	StartsAt  time.Time // zero: started at creation
+	EndsAt    time.Time // zero: no end
+	CreatedAt time.Time
+	MaxScore  *uint64 // nil: no bound below store.MaxScore
+	Config    json.RawMessage
+	Version   uint64
+	Epoch     string
+	Total     int64
+}
+
+// meta is the service's own record of a leaderboard. Its fields change only
+// under Service.mu.
+type meta struct {
+	id, name, typ string
+	opts          store.BoardOptions
+	startsAt      time.Time
+	endsAt        time.Time
+	createdAt     time.Time
+	maxScore      *uint64
+	config        json.RawMessage
+	paused        bool
+	completed     bool
+}
+
+// status is the effective status at now: completion by ends_at and the start
+// at starts_at take effect at the exact instant, whether or not the lifecycle
+// sweep has run yet.
+func (m *meta) status(now time.Time) Status {
+	switch {
+	case m.completed || (!m.endsAt.IsZero() && !now.Before(m.endsAt)):
+		return Completed
+	case m.paused:
+		return Paused
+	case !m.startsAt.IsZero() && now.Before(m.startsAt):
+		return Scheduled
+	}
+	return Active
+}
+
+// Options configure a Service.
+type Options struct {
+	// SubmitRate and SubmitBurst limit submissions per participant per
+	// leaderboard (tokens per second, bucket size); SubmitRate <= 0 disables it.
+	SubmitRate  float64
+	SubmitBurst int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service manages leaderboards over a ranking store.
+type Service struct {
+	store   store.Store
+	now     func() time.Time
+	limiter *ratelimit.Limiter
+
+	mu     sync.RWMutex
+	boards map[string]*meta
+}
+
+// New returns a service over st.
+func New(st store.Store, opts Options) *Service {
+	s := &Service{
+		store:   st,
+		now:     opts.Now,
+		limiter: ratelimit.New(opts.SubmitRate, opts.SubmitBurst),
+		boards:  make(map[string]*meta),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// CreateRequest is the body of POST /v1/leaderboards, decoded.
+type CreateRequest struct {
+	ID       string
+	Name     string
+	Type     string
+	Order    store.SortOrder
+	Policy   store.Policy
+	StartsAt time.Time
+	EndsAt   time.Time
+	MaxScore *uint64
+	Config   json.RawMessage
+}
+
+// Create makes a leaderboard.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, error) {
+	now := s.now()
+	if req.ID == "" {
+		req.ID = newUUID()
+	}
+	if err := ValidateID("leaderboard_id", req.ID); err != nil {
+		return Leaderboard{}, err
+	}
+	if req.Name == "" || len(req.Name) > 200 {
+		return Leaderboard{}, invalid("name is required and must be at most 200 characters")
+	}
+	if req.Type == "" {
+		req.Type = "custom"
+	}
+	if !validType(req.Type) {
+		return Leaderboard{}, invalid("type must be 1 to 64 characters of a-z, 0-9 and _")
+	}
+	if !req.EndsAt.IsZero() {
+		if !req.EndsAt.After(now) {
+			return Leaderboard{}, invalid("ends_at must be in the future")
+		}
+		if !req.StartsAt.IsZero() && !req.EndsAt.After(req.StartsAt) {
+			return Leaderboard{}, invalid("ends_at must be after starts_at")
+		}
+	}
+	if req.MaxScore != nil && *req.MaxScore > store.MaxScore {
+		return Leaderboard{}, invalid(fmt.Sprintf("max_score must be between 0 and %d", store.MaxScore))
+	}
+	if len(req.Config) == 0 || string(req.Config) == "null" {
+		req.Config = json.RawMessage("{}")
+	}
+	m := &meta{
+		id: req.ID, name: req.Name, typ: req.Type,
+		opts:     store.BoardOptions{Order: req.Order, Policy: req.Policy},
+		startsAt: req.StartsAt, endsAt: req.EndsAt, createdAt: now,
+		maxScore: req.MaxScore, config: slices.Clone(req.Config),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.boards[m.id]; ok {
+		return Leaderboard{}, errAlreadyExists(m.id)
+	}
+	if err := s.store.CreateBoard(ctx, m.id, m.opts); err != nil {
+		if errors.Is(err, store.ErrBoardExists) {
+			return Leaderboard{}, errAlreadyExists(m.id)
+		}
+		return Leaderboard{}, unavailable(err)
+	}
+	s.boards[m.id] = m
+	return s.view(m, store.Stats{}, now), nil
+}
+
+func (s *Service) view(m *meta, st store.Stats, now time.Time) Leaderboard {
+	return Leaderboard{
+		ID: m.id, Name: m.name, Type: m.typ, Status: m.status(now),
+		Order: m.opts.Order, Policy: m.opts.Policy,
+		StartsAt: m.startsAt, EndsAt: m.endsAt, CreatedAt: m.createdAt,
+		MaxScore: m.maxScore, Config: m.config,
+		Version: st.Version, Epoch: s.store.Epoch(), Total: st.Total,
+	}
+}
+
+// lookup returns a copy of the metadata of id, taken under the lock.
+func (s *Service) lookup(id string) (meta, error) {
+	s.mu.RLock()
+	m, ok := s.boards[id]
+	var c meta
+	if ok {
+		c = *m
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return meta{}, errBoardNotFound(id)
+	}
+	return c, nil
+}
+
+// Get returns one leaderboard.
+func (s *Service) Get(ctx context.Context, id string) (Leaderboard, error) {
+	m, err := s.lookup(id)
+	if err != nil {
+		return Leaderboard{}, err
+	}
+	st, err := s.store.Stats(ctx, id)
+	if err != nil {
+		return Leaderboard{}, s.storeError(err, id, "")
+	}
+	return s.view(&m, st, s.now()), nil
+}
+
+// List returns leaderboards ordered by creation time then id, optionally only
+// those with one status.
+func (s *Service) List(ctx context.Context, status Status, limit, offset int) ([]Leaderboard, error) {
+	now := s.now()
+	s.mu.RLock()
+	all := make([]meta, 0, len(s.boards))
+	for _, m := range s.boards {
+		if status == "" || m.status(now) == status {
+			all = append(all, *m)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(all, func(a, b meta) int {
+		if c := a.createdAt.Compare(b.createdAt); c != 0 {
+			return c
+		}
+		if a.id < b.id {
+			return -1
+		}
+		return 1
+	})
+	if offset >= len(all) {
+		return []Leaderboard{}, nil
+	}
+	all = all[offset:min(len(all), offset+limit)]
+	out := make([]Leaderboard, 0, len(all))
+	for i := range all {
+		st, err := s.store.Stats(ctx, all[i].id)
+		if err != nil {
+			return nil, s.storeError(err, all[i].id, "")
+		}
+		out = append(out, s.view(&all[i], st, now))
+	}
+	return out, nil
+}
+
+// Patch is a partial update of a leaderboard; nil fields are left alone.
+type Patch struct {
+	Status *Status
+	Name   *string
+	EndsAt *time.Time
+}
+
+// Update applies a PATCH. Setting status active on a scheduled leaderboard
+// starts it now; a completed leaderboard takes no changes.
+func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, error) {
+	now := s.now()
+	if p.Status != nil && *p.Status != Active && *p.Status != Paused {
+		return Leaderboard{}, invalid(`status must be "active" or "paused" (use finalize to complete a leaderboard)`)
+	}
+	if p.Name != nil && (*p.Name == "" || len(*p.Name) > 200) {
+		return Leaderboard{}, invalid("name must be 1 to 200 characters")
+	}
+	s.mu.Lock()
+	m, ok := s.boards[id]
+	if !ok {
+		s.mu.Unlock()
+		return Leaderboard{}, errBoardNotFound(id)
+	}
+	if m.status(now) == Completed {
+		s.mu.Unlock()
+		return Leaderboard{}, errEnded(id)
+	}
+	if p.EndsAt != nil {
+		if !p.EndsAt.After(now) {
+			s.mu.Unlock()
+			return Leaderboard{}, invalid("ends_at must be in the future")
+		}
+		if !m.startsAt.IsZero() && !p.EndsAt.After(m.startsAt) {
+			s.mu.Unlock()
+			return Leaderboard{}, invalid("ends_at must be after starts_at")
+		}
+	}
+	if p.Name != nil {
+		m.name = *p.Name
+	}
+	if p.EndsAt != nil {
+		m.endsAt = *p.EndsAt
+	}
+	if p.Status != nil {
+		m.paused = *p.Status == Paused
+		if *p.Status == Active && !m.startsAt.IsZero() && now.Before(m.startsAt) {
+			m.startsAt = now
+		}
+	}
+	c := *m
+	s.mu.Unlock()
+	return s.Get(ctx, c.id)
+}
+
+// Finalize completes a leaderboard: the store seals it first, so every
+// submission acknowledged before is in the final ranking and none after is.
+// Finalizing a completed leaderboard returns it unchanged.
+func (s *Service) Finalize(ctx context.Context, id string) (Leaderboard, error) {
+	if _, err := s.lookup(id); err != nil {
+		return Leaderboard{}, err
+	}
+	if err := s.complete(ctx, id); err != nil {
+		return Leaderboard{}, err
+	}
+	return s.Get(ctx, id)
+}
+
+func (s *Service) complete(ctx context.Context, id string) error {
+	if _, err := s.store.Seal(ctx, id); err != nil {
+		return s.storeError(err, id, "")
+	}
+	s.mu.Lock()
+	if m, ok := s.boards[id]; ok {
+		m.completed = true
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Sweep completes the leaderboards whose ends_at has passed and drops rate
+// limit buckets that are full again. Run it every second or so.
+func (s *Service) Sweep(ctx context.Context) {
+	now := s.now()
+	var due []string
+	s.mu.RLock()
+	for id, m := range s.boards {
+		if !m.completed && m.status(now) == Completed {
+			due = append(due, id)
+		}
+	}
+	s.mu.RUnlock()
+	for _, id := range due {
+		_ = s.complete(ctx, id) // a failure is retried at the next sweep
+	}
+	s.limiter.Sweep(now)
+}
+
+// RemoveParticipant takes a participant off a leaderboard (anti-cheat).
+func (s *Service) RemoveParticipant(ctx context.Context, id, participant string) error {
+	m, err := s.lookup(id)
+	if err != nil {
+		return err
+	}
+	if m.status(s.now()) == Completed {
+		return errEnded(id)
+	}
+	if _, err := s.store.Remove(ctx, id, participant); err != nil {
+		return s.storeError(err, id, participant)
+	}
+	return nil
+}
+
+// Counts returns the number of leaderboards in each status.
+func (s *Service) Counts() map[Status]int {
+	now := s.now()
+	out := map[Status]int{Scheduled: 0, Active: 0, Paused: 0, Completed: 0}
+	s.mu.RLock()
+	for _, m := range s.boards {
+		out[m.status(now)]++
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+// storeError maps a store error to the API's errors.
+func (s *Service) storeError(err error, board, participant string) error {
+	switch {
+	case errors.Is(err, store.ErrBoardNotFound):
+		return errBoardNotFound(board)
+	case errors.Is(err, store.ErrBoardSealed):
+		return errEnded(board)
+	case errors.Is(err, store.ErrParticipantNotFound):
+		return errParticipantNotFound(participant)
+	case errors.Is(err, store.ErrOutOfRange):
+		return invalid("score or timestamp out of range")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return unavailable(err)
+	}
+	return unavailable(err)
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func validType(t string) bool {
+	if len(t) == 0 || len(t) > 64 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidID reports whether s is a valid leaderboard or participant id: 1 to 128
+// characters of A-Z a-z 0-9 _ . : -
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateID returns an invalid_argument error naming field when s is not a valid id.
+func ValidateID(field, s string) error {
+	if !ValidID(s) {
+		return invalid(field + " must be 1 to 128 characters of A-Z a-z 0-9 _ . : -")
+	}
+	return nil
+}
