@@ -1,0 +1,138 @@
+// Command leaderboard runs the real-time leaderboard service and its tools.
+//
+//	leaderboard serve [flags]     run the service (embedded defaults: no other service needed)
+//	leaderboard bench <mode> ...  the load tool
+//	leaderboard version           print the version
+//
+// Every serve flag can also be given as LEADERBOARD_<FLAG> (dashes become
+// underscores), e.g. LEADERBOARD_ADDR=127.0.0.1:9000.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/lbhq/leaderboard/internal/bench"
+	"github.com/lbhq/leaderboard/internal/flagenv"
+	"github.com/lbhq/leaderboard/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise
+// the module version or VCS revision from the build info is printed.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "bench":
+		return bench.Main(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "leaderboard", versionString())
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "leaderboard: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: leaderboard <command> [flags]
+
+commands:
+  serve     run the service (leaderboard serve -h lists its flags)
+  bench     the load tool (leaderboard bench -h lists its modes)
+  version   print the version
+
+Every serve flag can also be set as LEADERBOARD_<FLAG>, e.g. LEADERBOARD_ADDR.
+`)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "devel-" + rev
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("leaderboard serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg server.Config
+	cfg.Flags(fs)
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: leaderboard serve [flags]\n\nEvery flag can also be set as LEADERBOARD_<FLAG> (dashes as underscores).\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := flagenv.Parse(fs, "LEADERBOARD", args, nil); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintln(stderr, "leaderboard serve:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(stderr, "leaderboard serve: --log-level:", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	log.Info("starting leaderboard", "version", versionString())
+	if err := server.Run(ctx, cfg, log, nil); err != nil {
+		log.Error("server failed", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,215 @@
+// Package api is the HTTP API of API.md: routing, request decoding, response
+// encoding, errors, body limits, conditional reads and per-route metrics, over
+// the board service.
+package api
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lbhq/leaderboard/internal/board"
+)
+
+// Options configure the API.
+type Options struct {
+	// MaxBodyBytes bounds every request body but batches (default 64 KiB).
+	MaxBodyBytes int64
+	// MaxBatchBodyBytes bounds batch submissions (default 1 MiB): 1000 items
+	// with long ids and timestamps do not fit in 64 KiB.
+	MaxBatchBodyBytes int64
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+	// Totals reports leaderboards and participants held, for /metrics; optional.
+	Totals func() (boards, participants int64)
+}
+
+// API serves the HTTP API. Create it with New.
+type API struct {
+	svc      *board.Service
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	registry *prometheus.Registry
+	metrics  *metrics
+	draining atomic.Bool
+	routes   []string
+}
+
+// New returns the API over svc.
+func New(svc *board.Service, opts Options) *API {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.MaxBatchBodyBytes <= 0 {
+		opts.MaxBatchBodyBytes = 1 << 20
+	}
+	a := &API{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a.metrics = newMetrics(a.registry, svc, opts.Totals)
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.register()
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// SetDraining makes /readyz answer 503 so that load balancers stop sending new
+// work while the server shuts down.
+func (a *API) SetDraining() { a.draining.Store(true) }
+
+// Routes returns every "METHOD /path" the API serves, for the spec check.
+func (a *API) Routes() []string { return append([]string(nil), a.routes...) }
+
+func (a *API) register() {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/healthz", a.healthz},
+		{"GET", "/readyz", a.readyz},
+		{"GET", "/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{"POST", "/v1/leaderboards", a.createLeaderboard},
+		{"GET", "/v1/leaderboards", a.listLeaderboards},
+		{"GET", "/v1/leaderboards/{id}", a.getLeaderboard},
+		{"PATCH", "/v1/leaderboards/{id}", a.patchLeaderboard},
+		{"POST", "/v1/leaderboards/{id}/finalize", a.finalize},
+		{"DELETE", "/v1/leaderboards/{id}/participants/{pid}", a.removeParticipant},
+		{"POST", "/v1/leaderboards/{id}/scores", a.submit},
+		{"POST", "/v1/leaderboards/{id}/scores:batch", a.submitBatch},
+		{"GET", "/v1/leaderboards/{id}/rankings", a.rankings},
+		{"GET", "/v1/leaderboards/{id}/participants/{pid}", a.participant},
+	}
+	methods := map[string][]string{}
+	var paths []string
+	for _, rt := range routes {
+		pattern := rt.method + " " + rt.path
+		a.mux.Handle(pattern, a.metrics.instrument(rt.path, rt.h))
+		a.routes = append(a.routes, pattern)
+		if methods[rt.path] == nil {
+			paths = append(paths, rt.path)
+		}
+		methods[rt.path] = append(methods[rt.path], rt.method)
+	}
+	// Known paths with another method get a JSON 405; unknown paths a JSON 404,
+	// so that every error a client sees has the contract's shape.
+	for _, p := range paths {
+		allow := strings.Join(methods[p], ", ")
+		if strings.Contains(allow, "GET") {
+			allow += ", HEAD"
+		}
+		a.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; allowed: "+allow)
+		})
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path)
+	})
+}
+
+// statusOf maps the contract's error codes to HTTP statuses.
+var statusOf = map[string]int{
+	board.CodeInvalidArgument:      http.StatusBadRequest,
+	board.CodeLeaderboardNotFound:  http.StatusNotFound,
+	board.CodeParticipantNotFound:  http.StatusNotFound,
+	board.CodeLeaderboardEnded:     http.StatusNotFound,
+	board.CodeAlreadyExists:        http.StatusConflict,
+	board.CodeLeaderboardNotActive: http.StatusConflict,
+	board.CodeRateLimited:          http.StatusTooManyRequests,
+	board.CodeUnavailable:          http.StatusServiceUnavailable,
+	codeBodyTooLarge:               http.StatusRequestEntityTooLarge,
+}
+
+const codeBodyTooLarge = "body_too_large"
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 1<<20 { // do not keep the odd huge buffer alive
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+// writeJSONBytes writes a prepared JSON body.
+func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+var jsonContentType = []string{"application/json"}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	b := getBuf()
+	*b = appendError((*b)[:0], code, message)
+	writeJSONBytes(w, status, *b)
+	putBuf(b)
+}
+
+// fail writes err as the contract's error body.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *board.Error
+	if !errors.As(err, &e) {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &board.Error{Code: board.CodeUnavailable, Message: "internal error", RetryAfter: time.Second}
+	}
+	status, ok := statusOf[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(e.RetryAfter)))
+	}
+	if status >= 500 {
+		a.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", e.Message)
+	}
+	writeError(w, status, e.Code, e.Message)
+}
+
+// retryAfterSeconds rounds up: Retry-After carries whole seconds, and telling a
+// client to come back before a token exists only earns it another 429.
+func retryAfterSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// readBody reads the request body up to limit bytes into a pooled buffer,
+// which the caller returns with putBuf when done with the bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &board.Error{Code: codeBodyTooLarge, Message: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
+	b := getBuf()
+	buf := bytes.NewBuffer((*b)[:0])
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	*b = buf.Bytes()
+	if err != nil {
+		putBuf(b)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &board.Error{Code: codeBodyTooLarge, Message: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+		}
+		return nil, board.Invalid("the request body could not be read: " + err.Error())
+	}
+	return b, nil
+}

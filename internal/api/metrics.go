@@ -1,0 +1,118 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/store"
+)
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	updated   prometheus.Counter
+	unchanged prometheus.Counter
+	rejected  prometheus.Counter
+}
+
+func newMetrics(reg *prometheus.Registry, svc *board.Service, totals func() (int64, int64)) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leaderboard_http_requests_total",
+			Help: "HTTP requests served, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leaderboard_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by route pattern.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	subs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "leaderboard_submissions_total",
+		Help: "Score submissions by outcome: updated (the ranking changed), unchanged (accepted, nothing changed), rejected (an error).",
+	}, []string{"result"})
+	m.updated, m.unchanged, m.rejected = subs.WithLabelValues("updated"), subs.WithLabelValues("unchanged"), subs.WithLabelValues("rejected")
+	reg.MustRegister(m.requests, m.latency, subs)
+	boards := prometheus.NewDesc("leaderboard_leaderboards", "Leaderboards by status.", []string{"status"}, nil)
+	reg.MustRegister(collectorFunc{
+		descs: []*prometheus.Desc{boards},
+		collect: func(ch chan<- prometheus.Metric) {
+			for st, n := range svc.Counts() {
+				ch <- prometheus.MustNewConstMetric(boards, prometheus.GaugeValue, float64(n), string(st))
+			}
+		},
+	})
+	if totals != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "leaderboard_participants",
+			Help: "Participants ranked over all live leaderboards.",
+		}, func() float64 { _, p := totals(); return float64(p) }))
+	}
+	return m
+}
+
+func (m *metrics) countResult(r *store.Result) {
+	if r.Updated {
+		m.updated.Inc()
+	} else {
+		m.unchanged.Inc()
+	}
+}
+
+type collectorFunc struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// instrument wraps a route's handler with its request counter and latency
+// histogram. The label lookups happen once per route (and once per status
+// code seen), not per request.
+func (m *metrics) instrument(route string, h http.Handler) http.Handler {
+	latency := m.latency.WithLabelValues(route)
+	var mu sync.Mutex
+	codes := map[int]prometheus.Counter{}
+	counter := func(code int) prometheus.Counter {
+		mu.Lock()
+		defer mu.Unlock()
+		c, ok := codes[code]
+		if !ok {
+			c = m.requests.WithLabelValues(route, strconv.Itoa(code))
+			codes[code] = c
+		}
+		return c
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(&sw, r)
+		latency.Observe(time.Since(start).Seconds())
+		counter(sw.status).Inc()
+	})
+}
+
+// statusWriter remembers the status code a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

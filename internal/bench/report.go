@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Report is the result of one run. Field names in JSON are stable (snake_case):
+// scripts and later tools compare reports across runs.
+type Report struct {
+	Mode        string  `json:"mode"`
+	URL         string  `json:"url"`
+	Method      string  `json:"method,omitempty"` // floor only
+	Loop        string  `json:"loop"`             // "open" (rate > 0) or "closed"
+	TargetRate  float64 `json:"target_rate"`      // requests/s; 0 = closed loop
+	Connections int     `json:"connections"`
+	StartedAt   string  `json:"started_at"` // RFC 3339, when the load (warmup included) started
+
+	// DurationS is the measured window: warmup excluded, shorter than asked when interrupted.
+	DurationS float64 `json:"duration_s"`
+	WarmupS   float64 `json:"warmup_s"`
+
+	Leaderboards int    `json:"leaderboards,omitempty"`
+	Participants int    `json:"participants,omitempty"`
+	Batch        int    `json:"batch,omitempty"`
+	Seed         uint64 `json:"seed"`
+
+	// Requests counts every request sent inside the measured window, whatever its outcome.
+	Requests     int64   `json:"requests"`
+	RequestsPerS float64 `json:"requests_per_s"`
+	// Scores counts the scores carried by those requests (batch * requests for batch runs); submit only.
+	Scores     int64   `json:"scores,omitempty"`
+	ScoresPerS float64 `json:"scores_per_s,omitempty"`
+	// ItemErrors counts per-item {"error":...} entries inside 2xx batch responses.
+	ItemErrors int64 `json:"item_errors"`
+
+	// ErrorsTotal = non-2xx responses + transport errors + timeouts. Errors breaks it down by kind:
+	// "http_<status>", "timeout", "connect", "closed", "no_free_conns", "other".
+	ErrorsTotal int64            `json:"errors_total"`
+	Errors      map[string]int64 `json:"errors"`
+	Status      map[string]int64 `json:"status"` // responses by HTTP status code
+
+	// LatencyMS covers every request that got a response (any status) plus timeouts; in open loop it
+	// is measured from the intended send time (coordinated-omission corrected).
+	LatencyMS Latency `json:"latency_ms"`
+	// SendLagMS (open loop only) is how late requests left compared with their schedule: a large
+	// value means the client or the server could not keep up and LatencyMS includes queueing time.
+	SendLagMS *Latency `json:"send_lag_ms,omitempty"`
+	// MissedSends (open loop only) counts scheduled requests never sent because the window ended
+	// while the workers were behind schedule.
+	MissedSends int64 `json:"missed_sends"`
+	// WarmupRequests were sent during warmup and are not in any other figure.
+	WarmupRequests int64 `json:"warmup_requests"`
+
+	// Ops breaks requests and latency down by request kind when a mode mixes several (read: top, lookup).
+	Ops map[string]OpReport `json:"ops,omitempty"`
+
+	TopRatio           float64 `json:"top_ratio,omitempty"`
+	SeededParticipants int64   `json:"seeded_participants,omitempty"`
+	SeedItemErrors     int64   `json:"seed_item_errors,omitempty"`
+	SeedDurationS      float64 `json:"seed_duration_s,omitempty"`
+
+	// Client CPU is user+sys time of the bench process over the measured window; the bench shares the
+	// machine with the server, so this is what it took away from it.
+	ClientCPUS     float64 `json:"client_cpu_s"`
+	ClientCPUCores float64 `json:"client_cpu_cores"`
+	// ServerCPUCores is only known for floor, where the server is our own child process.
+	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
+
+	Interrupted bool `json:"interrupted"`
+}
+
+// Latency holds quantiles in milliseconds with 3 decimals (microsecond resolution).
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// OpReport is the share of one request kind.
+type OpReport struct {
+	Requests  int64   `json:"requests"`
+	LatencyMS Latency `json:"latency_ms"`
+}
+
+// Histogram bounds: values are microseconds, 1 µs to 60 s, 3 significant digits.
+const (
+	histMinUS   = 1
+	histMaxUS   = 60_000_000
+	histSigFigs = 3
+)
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMinUS, histMaxUS, histSigFigs) }
+
+// latencyOf reads the quantiles of a microsecond histogram.
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	if h == nil || h.TotalCount() == 0 {
+		return Latency{}
+	}
+	ms := func(us int64) float64 { return round3(float64(us) / 1000) }
+	return Latency{
+		P50:  ms(h.ValueAtQuantile(50)),
+		P90:  ms(h.ValueAtQuantile(90)),
+		P99:  ms(h.ValueAtQuantile(99)),
+		P999: ms(h.ValueAtQuantile(99.9)),
+		Max:  ms(h.Max()),
+		Mean: round3(h.Mean() / 1000),
+	}
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// WriteJSON writes the report as indented JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// WriteText writes the human-readable report.
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	target := "closed loop"
+	if r.TargetRate > 0 {
+		target = fmt.Sprintf("open loop, target %g req/s", r.TargetRate)
+	}
+	fmt.Fprintf(&b, "mode:        %s (%s, %d connections)\n", r.Mode, target, r.Connections)
+	fmt.Fprintf(&b, "url:         %s\n", r.URL)
+	if r.Method != "" {
+		fmt.Fprintf(&b, "method:      %s\n", r.Method)
+	}
+	if r.Mode == "submit" {
+		fmt.Fprintf(&b, "workload:    %d leaderboard(s), %d participants, batch %d, seed %d\n",
+			r.Leaderboards, r.Participants, r.Batch, r.Seed)
+	}
+	if r.Mode == "read" {
+		fmt.Fprintf(&b, "workload:    %d leaderboard(s), top ratio %g, seed %d\n", r.Leaderboards, r.TopRatio, r.Seed)
+		fmt.Fprintf(&b, "seeded:      %d participants in %.3f s (%d item errors)\n",
+			r.SeededParticipants, r.SeedDurationS, r.SeedItemErrors)
+	}
+	interrupted := ""
+	if r.Interrupted {
+		interrupted = " (interrupted)"
+	}
+	fmt.Fprintf(&b, "duration:    %.3f s measured%s, warmup %.3f s (%d requests not recorded)\n",
+		r.DurationS, interrupted, r.WarmupS, r.WarmupRequests)
+	fmt.Fprintf(&b, "requests:    %d (%.1f req/s)\n", r.Requests, r.RequestsPerS)
+	if r.Mode == "submit" {
+		fmt.Fprintf(&b, "scores:      %d (%.1f scores/s), item errors %d\n", r.Scores, r.ScoresPerS, r.ItemErrors)
+	}
+	if r.TargetRate > 0 {
+		fmt.Fprintf(&b, "missed:      %d scheduled requests not sent\n", r.MissedSends)
+	}
+	fmt.Fprintf(&b, "errors:      %d%s\n", r.ErrorsTotal, formatCounts(r.Errors))
+	fmt.Fprintf(&b, "status:      %s\n", joinCounts(r.Status))
+	fmt.Fprintf(&b, "latency ms:  %s\n", formatLatency(r.LatencyMS))
+	if r.SendLagMS != nil {
+		fmt.Fprintf(&b, "send lag ms: %s\n", formatLatency(*r.SendLagMS))
+	}
+	for _, name := range sortedKeys(r.Ops) {
+		op := r.Ops[name]
+		fmt.Fprintf(&b, "  %-9s  %d requests, latency ms %s\n", name+":", op.Requests, formatLatency(op.LatencyMS))
+	}
+	fmt.Fprintf(&b, "client cpu:  %.3f s (%.3f cores)\n", r.ClientCPUS, r.ClientCPUCores)
+	if r.ServerCPUCores > 0 {
+		fmt.Fprintf(&b, "server cpu:  %.3f cores\n", r.ServerCPUCores)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func formatLatency(l Latency) string {
+	return fmt.Sprintf("p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f",
+		l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
+}
+
+// formatCounts renders " (a: 1, b: 2)" in key order, or "" when empty.
+func formatCounts(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return " (" + joinCounts(m) + ")"
+}
+
+// joinCounts renders "a: 1, b: 2" in key order.
+func joinCounts(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
