@@ -77,6 +77,27 @@ func TestOpenLoopAchievesTargetRate(t *testing.T) {
 	}
 }
 
+func TestOpenLoopWarmupBoundary(t *testing.T) {
+	// Slots are classified by their intended time: with the server keeping up, warmup and
+	// window hold exactly rate*warmup and rate*duration slots.
+	f := newFakeAPI()
+	srv := f.start(t)
+	cfg := testConfig(ModeSubmit, srv.URL)
+	cfg.Rate = 1000
+	cfg.Warmup = 100 * time.Millisecond
+	cfg.Duration = 300 * time.Millisecond
+	rep := run(t, cfg)
+	f.mu.Lock()
+	served := f.submits
+	f.mu.Unlock()
+	if rep.WarmupRequests != 100 || rep.Requests+rep.MissedSends != 300 {
+		t.Errorf("warmup %d, measured %d + missed %d: want 100 and 300", rep.WarmupRequests, rep.Requests, rep.MissedSends)
+	}
+	if rep.Requests+rep.WarmupRequests != int64(served) {
+		t.Errorf("measured %d + warmup %d != %d served", rep.Requests, rep.WarmupRequests, served)
+	}
+}
+
 func TestClosedLoopCountsStatusesAndErrors(t *testing.T) {
 	f := newFakeAPI()
 	f.failEvery = 10 // 10% 429, 10% 500

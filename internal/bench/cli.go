@@ -10,14 +10,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/lbhq/leaderboard/internal/flagenv"
 )
 
 // envPrefix: every flag --some-flag can also come from LEADERBOARD_BENCH_SOME_FLAG.
-const envPrefix = "LEADERBOARD_BENCH_"
+const envPrefix = "LEADERBOARD_BENCH"
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return flagenv.Name(envPrefix, flagName) }
 
 var modeSummary = map[string]string{
 	ModeSubmit: "POST scores to /v1/leaderboards/{id}/scores (or scores:batch with --batch)",
@@ -81,30 +81,19 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 // parseFlags parses args, fills flags not given on the command line from the environment and
 // rejects positional arguments. On failure it returns the exit code (0 for -h, 2 otherwise).
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
-	if err := fs.Parse(args); err != nil {
+	// Empty environment values count as unset, so LEADERBOARD_BENCH_X= does not override a default.
+	nonEmpty := func(k string) (string, bool) { v, ok := os.LookupEnv(k); return v, ok && v != "" }
+	if err := flagenv.Parse(fs, envPrefix, args, nonEmpty); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
 		}
-		return 2, false // the flag package already printed the error and the usage
+		if strings.HasPrefix(err.Error(), envPrefix) { // a bad environment value; flag errors are printed by flag
+			fmt.Fprintf(stderr, "bench %s: %v\n", fs.Name(), err)
+		}
+		return 2, false // the flag package already printed parse errors and the usage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return 2, false
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		v, ok := os.LookupEnv(envName(f.Name))
-		if given[f.Name] || !ok || v == "" || envErr != nil {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
-		}
-	})
-	if envErr != nil {
-		fmt.Fprintf(stderr, "bench %s: %v\n", fs.Name(), envErr)
 		return 2, false
 	}
 	return 0, true
@@ -145,8 +134,9 @@ connections and latency is measured from the intended send time (coordinated omi
 With --rate 0 each connection sends back-to-back (closed loop). The text report goes to stdout;
 --json FILE also writes a JSON report, --json - prints only the JSON. Progress goes to stderr.
 
-Every flag can also be set with an environment variable %s<FLAG> (upper case, '-' as
-'_'), e.g. %s=5000 or %s=0.5; a flag given on the command line wins.
+Every flag can also be set with an environment variable %s<FLAG>
+(upper case, '-' as '_'), e.g. %s=5000 or %s=0.5;
+a flag given on the command line wins.
 
 Exit status: 0 done (the report counts any request errors), 1 the run failed, 2 usage error.
 `, envPrefix, envName("rate"), envName("top-ratio"))

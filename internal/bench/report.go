@@ -46,8 +46,9 @@ type Report struct {
 	Errors      map[string]int64 `json:"errors"`
 	Status      map[string]int64 `json:"status"` // responses by HTTP status code
 
-	// LatencyMS covers every request that got a response (any status) plus timeouts; in open loop it
-	// is measured from the intended send time (coordinated-omission corrected).
+	// LatencyMS covers every request that got a response (any status) plus timeouts. In open loop it
+	// is measured from the intended send time (coordinated-omission corrected), except that up to
+	// 1 ms of timer wake-up lateness of an idle connection is not charged (see timerSlack).
 	LatencyMS Latency `json:"latency_ms"`
 	// SendLagMS (open loop only) is how late requests left compared with their schedule: a large
 	// value means the client or the server could not keep up and LatencyMS includes queueing time.
