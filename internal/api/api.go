@@ -45,6 +45,7 @@ type API struct {
 	metrics  *metrics
 	draining atomic.Bool
 	routes   []string
+	top      topCache
 }
 
 // New returns the API over svc.

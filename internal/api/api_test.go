@@ -470,7 +470,7 @@ func TestBatch(t *testing.T) {
 		`{"leaderboard_id":"b","participant_id":"a","score":10,"previous_score":null,"rank":1,"previous_rank":null,"updated":true,"version":1,"achieved_at":1},` +
 		`{"error":{"code":"invalid_argument","message":"participant_id must be 1 to 128 characters of A-Z a-z 0-9 _ . : -"}},` +
 		`{"leaderboard_id":"b","participant_id":"b","score":20,"previous_score":null,"rank":1,"previous_rank":null,"updated":true,"version":2,"achieved_at":2},` +
-		`{"error":{"code":"invalid_argument","message":"the request body is not valid JSON: json: cannot unmarshal string into Go value of type api.scoreBody"}},` +
+		`{"error":{"code":"invalid_argument","message":"a score must be a JSON object with participant_id and score"}},` +
 		`{"leaderboard_id":"b","participant_id":"a","score":10,"previous_score":10,"rank":2,"previous_rank":2,"updated":false,"version":2,"achieved_at":1},` +
 		`{"error":{"code":"invalid_argument","message":"score must be an integer between 0 and 9007199254740991"}}]}`
 	if string(r.body) != want {
@@ -647,6 +647,31 @@ func TestMetrics(t *testing.T) {
 	} {
 		if !bytes.Contains(r.body, []byte(want)) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestTopCacheNeverStale: the cached top-N body always equals a fresh read of
+// the same ranks (limit above the cache bound takes the uncached path).
+func TestTopCacheNeverStale(t *testing.T) {
+	e := newEnv(t, board.Options{})
+	e.create(map[string]any{"leaderboard_id": "tc", "name": "x"})
+	for i := 0; i < 60; i++ {
+		e.submit("tc", fmt.Sprint("p", i%13), (i*7919)%101, "timestamp", i)
+		cached := e.do("GET", "/v1/leaderboards/tc/rankings?limit=5", nil)
+		again := e.do("GET", "/v1/leaderboards/tc/rankings?limit=5", nil)
+		fresh := e.do("GET", "/v1/leaderboards/tc/rankings?limit=101", nil)
+		var c, f struct {
+			Version int64            `json:"version"`
+			Entries []map[string]any `json:"entries"`
+		}
+		json.Unmarshal(cached.body, &c)
+		json.Unmarshal(fresh.body, &f)
+		if !bytes.Equal(cached.body, again.body) || cached.header.Get("ETag") != fresh.header.Get("ETag") {
+			t.Fatalf("step %d: two reads at one version differ", i)
+		}
+		if c.Version != f.Version || fmt.Sprint(c.Entries) != fmt.Sprint(f.Entries[:min(5, len(f.Entries))]) {
+			t.Fatalf("step %d: cached %v v%d, fresh %v v%d", i, c.Entries, c.Version, f.Entries, f.Version)
 		}
 	}
 }

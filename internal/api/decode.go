@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/store"
@@ -47,62 +48,73 @@ func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "
 
 // parseUint parses a non-negative JSON integer no larger than maxV. Fractions,
 // exponents, signs and strings are refused: scores are exact integers.
-func parseUint(field string, raw json.RawMessage, maxV uint64) (uint64, error) {
-	bad := board.Invalid(fmt.Sprintf("%s must be an integer between 0 and %d", field, maxV))
-	if len(raw) == 0 || len(raw) > 20 {
-		return 0, bad
+func parseUint(field string, raw []byte, maxV uint64) (uint64, error) {
+	// At most 19 digits, so the sum below cannot overflow before the bound check.
+	ok := len(raw) > 0 && len(raw) <= 19 && (len(raw) == 1 || raw[0] != '0')
+	var v uint64
+	for i := 0; ok && i < len(raw); i++ {
+		c := raw[i]
+		ok = c >= '0' && c <= '9'
+		v = v*10 + uint64(c-'0')
 	}
-	for _, c := range raw {
-		if c < '0' || c > '9' {
-			return 0, bad
-		}
-	}
-	if len(raw) > 1 && raw[0] == '0' {
-		return 0, bad
-	}
-	v, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil || v > maxV {
-		return 0, bad
+	if !ok || v > maxV {
+		return 0, board.Invalid(fmt.Sprintf("%s must be an integer between 0 and %d", field, maxV))
 	}
 	return v, nil
 }
 
-type scoreBody struct {
-	ParticipantID *string         `json:"participant_id"`
-	Score         json.RawMessage `json:"score"`
-	Timestamp     json.RawMessage `json:"timestamp"`
-}
+// Submissions are most of the traffic, so their bodies are parsed with
+// fastjson (no reflection, no allocation but the id) instead of encoding/json,
+// which costs about 2.7 µs and 17 allocations for a 90-byte body. fastjson
+// validates the whole document; the rules below then read three fields.
+var parsers fastjson.ParserPool
 
-// decodeScore turns one submission object into a board.ScoreInput.
+// decodeScore turns one submission body into a board.ScoreInput.
 func decodeScore(body []byte) (board.ScoreInput, error) {
-	var sb scoreBody
-	if err := unmarshal(body, &sb); err != nil {
-		return board.ScoreInput{}, err
+	if len(bytes.TrimSpace(body)) == 0 {
+		return board.ScoreInput{}, board.Invalid("the request body is empty; a JSON object is required")
 	}
-	return sb.input()
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return board.ScoreInput{}, board.Invalid("the request body is not valid JSON: " + err.Error())
+	}
+	return scoreFromValue(v)
 }
 
-func (sb *scoreBody) input() (board.ScoreInput, error) {
-	if sb.ParticipantID == nil {
+// scoreFromValue applies the submission rules to one parsed score object.
+func scoreFromValue(v *fastjson.Value) (board.ScoreInput, error) {
+	if v.Type() != fastjson.TypeObject {
+		return board.ScoreInput{}, board.Invalid("a score must be a JSON object with participant_id and score")
+	}
+	pv := v.Get("participant_id")
+	if pv == nil || pv.Type() == fastjson.TypeNull {
 		return board.ScoreInput{}, board.Invalid("participant_id is required")
 	}
-	if err := board.ValidateID("participant_id", *sb.ParticipantID); err != nil {
-		return board.ScoreInput{}, err
+	if pv.Type() != fastjson.TypeString {
+		return board.ScoreInput{}, board.Invalid("participant_id must be a JSON string")
 	}
-	if isNull(sb.Score) {
+	pidBytes, _ := pv.StringBytes()
+	if !board.ValidID(string(pidBytes)) { // no allocation: the conversion is only compared
+		return board.ScoreInput{}, board.ValidateID("participant_id", "")
+	}
+	sv := v.Get("score")
+	if sv == nil || sv.Type() == fastjson.TypeNull {
 		return board.ScoreInput{}, board.Invalid("score is required")
 	}
-	score, err := parseUint("score", sb.Score, store.MaxScore)
+	var raw [24]byte
+	score, err := parseUint("score", numberBytes(raw[:0], sv), store.MaxScore)
 	if err != nil {
 		return board.ScoreInput{}, err
 	}
-	in := board.ScoreInput{ParticipantID: *sb.ParticipantID, Score: score}
-	if !isNull(sb.Timestamp) {
-		raw := sb.Timestamp
-		if len(raw) > 0 && raw[0] == '-' {
+	in := board.ScoreInput{ParticipantID: string(pidBytes), Score: score}
+	if tv := v.Get("timestamp"); tv != nil && tv.Type() != fastjson.TypeNull {
+		rawTS := numberBytes(raw[:0], tv)
+		if len(rawTS) > 0 && rawTS[0] == '-' {
 			return board.ScoreInput{}, board.Invalid("timestamp must be Unix milliseconds, not negative")
 		}
-		ts, err := parseUint("timestamp", raw, uint64(store.MaxAchievedAt))
+		ts, err := parseUint("timestamp", rawTS, uint64(store.MaxAchievedAt))
 		if err != nil {
 			return board.ScoreInput{}, err
 		}
@@ -111,34 +123,43 @@ func (sb *scoreBody) input() (board.ScoreInput, error) {
 	return in, nil
 }
 
-type batchBody struct {
-	Scores *[]json.RawMessage `json:"scores"`
+// numberBytes returns the literal text of a JSON number, or nil for any other
+// type (which parseUint then refuses).
+func numberBytes(dst []byte, v *fastjson.Value) []byte {
+	if v.Type() != fastjson.TypeNumber {
+		return nil
+	}
+	return v.MarshalTo(dst)
 }
 
 // decodeBatch decodes a batch body. Items that do not decode get their error
 // in errs (and a zero input); the batch as a whole fails only when its shape
 // is wrong.
 func decodeBatch(body []byte) (ins []board.ScoreInput, errs []error, err error) {
-	var bb batchBody
-	if err := unmarshal(body, &bb); err != nil {
-		return nil, nil, err
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil, board.Invalid("the request body is empty; a JSON object is required")
 	}
-	if bb.Scores == nil {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, perr := p.ParseBytes(body)
+	if perr != nil {
+		return nil, nil, board.Invalid("the request body is not valid JSON: " + perr.Error())
+	}
+	if v.Type() != fastjson.TypeObject {
+		return nil, nil, board.Invalid("the request body must be a JSON object with a scores array")
+	}
+	sv := v.Get("scores")
+	if sv == nil || sv.Type() != fastjson.TypeArray {
 		return nil, nil, board.Invalid("scores is required: an array of 1 to 1000 score objects")
 	}
-	items := *bb.Scores
+	items, _ := sv.Array()
 	if len(items) == 0 || len(items) > board.MaxBatch {
 		return nil, nil, board.Invalid(fmt.Sprintf("scores must hold 1 to %d items, not %d", board.MaxBatch, len(items)))
 	}
 	ins = make([]board.ScoreInput, len(items))
 	errs = make([]error, len(items))
-	for i, raw := range items {
-		var sb scoreBody
-		if err := unmarshal(raw, &sb); err != nil {
-			errs[i] = err
-			continue
-		}
-		ins[i], errs[i] = sb.input()
+	for i, item := range items {
+		ins[i], errs[i] = scoreFromValue(item)
 	}
 	return ins, errs, nil
 }

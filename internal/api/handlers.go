@@ -379,6 +379,10 @@ func (a *API) rankings(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, oerr)
 			return
 		}
+		if offset == 0 && limit <= topCacheMaxLimit {
+			a.topN(w, r, id, limit)
+			return
+		}
 		page, err = a.svc.Rankings(r.Context(), id, offset, limit)
 	}
 	if err != nil {
@@ -393,6 +397,35 @@ func (a *API) rankings(w http.ResponseWriter, r *http.Request) {
 	*b = appendPage((*b)[:0], id, epoch, &page)
 	writeJSONBytes(w, http.StatusOK, *b)
 	putBuf(b)
+}
+
+// topN serves the top of a leaderboard from the cache when the cached body is
+// at the current version, and encodes and caches it otherwise.
+func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int) {
+	version, err := a.svc.Version(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	epoch := a.svc.Epoch()
+	if notModified(w, r, etag(epoch, version)) {
+		return
+	}
+	if body := a.top.get(id, limit, version); body != nil {
+		writeJSONBytes(w, http.StatusOK, body)
+		return
+	}
+	page, err := a.svc.Rankings(r.Context(), id, 0, limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if page.Version != version {
+		w.Header()["Etag"] = []string{etag(epoch, page.Version)}
+	}
+	body := appendPage(make([]byte, 0, 80*len(page.Entries)+160), id, epoch, &page)
+	a.top.put(id, limit, page.Version, body)
+	writeJSONBytes(w, http.StatusOK, body)
 }
 
 func (a *API) participant(w http.ResponseWriter, r *http.Request) {

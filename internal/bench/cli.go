@@ -68,6 +68,7 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 		fs.Float64Var(&c.TopRatio, "top-ratio", c.TopRatio, "share of GET rankings?limit=100; the rest are GET participants/{pid}?neighbors=2")
 	case ModeFloor:
 		fs.StringVar(&c.Method, "method", c.Method, "GET, or POST with a submission-sized JSON body")
+		fs.IntVar(&c.BodyBytes, "body-bytes", c.BodyBytes, "response body size of the trivial server (0: {\"ok\":true}; a top-100 page is about 7000)")
 	}
 	fs.Usage = func() {
 		w := fs.Output()

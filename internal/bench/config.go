@@ -46,7 +46,8 @@ type Config struct {
 	TopRatio         float64 // share of top-100 reads; the rest are participant lookups
 
 	// floor
-	Method string // GET or POST
+	Method    string // GET or POST
+	BodyBytes int    // floor: response body size (0: a 11-byte {"ok":true})
 
 	// Log receives progress lines (create, seeding, start); nil discards them.
 	Log io.Writer

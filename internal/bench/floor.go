@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,18 +21,33 @@ import (
 // The floor server is the cheapest possible net/http server that still looks like the real one
 // (JSON body, production timeouts, body read): whatever a real run costs above it is the service.
 
-var floorBody = []byte(`{"ok":true}`)
-
-func floorHandler(w http.ResponseWriter, r *http.Request) {
-	// A real handler reads the request body; so does this one, so a POST floor pays for it too.
-	_, _ = io.Copy(io.Discard, r.Body)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(floorBody)
+// floorBody returns the floor's response: {"ok":true}, padded to size bytes when size is
+// larger, so that a floor can be measured with the same response size as a real read (a top-100
+// page is about 7 KB, which takes two write calls where a small body takes one).
+func floorBody(size int) []byte {
+	body := []byte(`{"ok":true}`)
+	if pad := size - len(body) - len(`,"pad":""`); pad > 0 {
+		body = append(body[:len(body)-1], `,"pad":"`...)
+		body = append(body, strings.Repeat("x", pad)...)
+		body = append(body, `"}`...)
+	}
+	return body
 }
 
-func newFloorServer() *http.Server {
+func floorHandler(body []byte) http.HandlerFunc {
+	length := []string{strconv.Itoa(len(body))}
+	return func(w http.ResponseWriter, r *http.Request) {
+		// A real handler reads the request body; so does this one, so a POST floor pays for it too.
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Length"] = length
+		_, _ = w.Write(body)
+	}
+}
+
+func newFloorServer(bodyBytes int) *http.Server {
 	return &http.Server{
-		Handler:           http.HandlerFunc(floorHandler),
+		Handler:           floorHandler(floorBody(bodyBytes)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -48,6 +64,7 @@ func floorServerMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address; port 0 picks a free port")
 	maxLifetime := fs.Duration("max-lifetime", 10*time.Minute, "exit after this long even if nobody kills the server")
+	bodyBytes := fs.Int("body-bytes", 0, "pad the response body to this many bytes")
 	exitOnEOF := fs.Bool("exit-on-stdin-eof", false, "exit when stdin is closed (the parent holds it open while it needs the server)")
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
@@ -64,7 +81,7 @@ func floorServerMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, ln.Addr().String())
 
-	srv := newFloorServer()
+	srv := newFloorServer(*bodyBytes)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -106,12 +123,12 @@ const floorStartTimeout = 10 * time.Second
 
 // startFloorServer re-executes os.Executable() as "bench floor-server". Inside `go test` the
 // executable is the test binary, which must then dispatch to Main (see TestMain in the tests).
-func startFloorServer(ctx context.Context, logw io.Writer) (*floorChild, error) {
+func startFloorServer(ctx context.Context, logw io.Writer, bodyBytes int) (*floorChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("floor server: %w", err)
 	}
-	cmd := exec.Command(exe, "bench", "floor-server", "--addr", "127.0.0.1:0", "--exit-on-stdin-eof")
+	cmd := exec.Command(exe, "bench", "floor-server", "--addr", "127.0.0.1:0", "--exit-on-stdin-eof", "--body-bytes", strconv.Itoa(bodyBytes))
 	if logw != io.Discard {
 		cmd.Stderr = logw
 	}

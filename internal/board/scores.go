@@ -155,3 +155,13 @@ func (s *Service) Participant(ctx context.Context, board, participant string, ne
 	}
 	return v, nil
 }
+
+// Version returns a leaderboard's current version: a cheap check of whether
+// something cached at an older version is still current.
+func (s *Service) Version(ctx context.Context, board string) (uint64, error) {
+	st, err := s.store.Stats(ctx, board)
+	if err != nil {
+		return 0, s.storeError(err, board, "")
+	}
+	return st.Version, nil
+}

@@ -12,6 +12,11 @@ import (
 // Key names one bucket.
 type Key struct{ A, B string }
 
+// Buckets are stored under a 64-bit seeded hash of their key rather than the
+// key itself: no string is copied or kept per bucket, and the map holds plain
+// values the garbage collector need not scan. Two keys would share a bucket
+// only on a 64-bit hash collision, and then both are merely limited together.
+
 type bucket struct {
 	tokens float64
 	last   int64 // Unix nanoseconds of the last refill
@@ -32,25 +37,25 @@ type Limiter struct {
 
 type shard struct {
 	mu sync.Mutex
-	m  map[Key]*bucket
+	m  map[uint64]bucket
 }
 
 // New returns a limiter; a rate <= 0 means unlimited (Allow always succeeds).
 func New(rate float64, burst int) *Limiter {
 	l := &Limiter{rate: rate, burst: float64(max(burst, 1)), seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].m = make(map[Key]*bucket)
+		l.shards[i].m = make(map[uint64]bucket)
 	}
 	return l
 }
 
-func (l *Limiter) shard(k Key) *shard {
+func (l *Limiter) hash(k Key) uint64 {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
 	h.WriteString(k.A)
 	h.WriteByte(0)
 	h.WriteString(k.B)
-	return &l.shards[h.Sum64()%shards]
+	return h.Sum64()
 }
 
 // Allow takes one token from k's bucket. When none is left it returns false and
@@ -59,27 +64,26 @@ func (l *Limiter) Allow(k Key, now time.Time) (bool, time.Duration) {
 	if l == nil || l.rate <= 0 {
 		return true, 0
 	}
-	s := l.shard(k)
+	h := l.hash(k)
+	s := &l.shards[h%shards]
 	ns := now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.m[k]
+	b, ok := s.m[h]
 	if !ok {
-		// Clone: the key strings may alias a request buffer.
-		k = Key{string([]byte(k.A)), string([]byte(k.B))}
-		b = &bucket{tokens: l.burst, last: ns}
-		s.m[k] = b
+		b = bucket{tokens: l.burst, last: ns}
 	}
 	if elapsed := ns - b.last; elapsed > 0 {
 		b.tokens = math.Min(l.burst, b.tokens+float64(elapsed)/1e9*l.rate)
 		b.last = ns
 	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
+	if b.tokens < 1 {
+		s.m[h] = b
+		return false, time.Duration((1 - b.tokens) / l.rate * 1e9)
 	}
-	wait := time.Duration((1 - b.tokens) / l.rate * 1e9)
-	return false, wait
+	b.tokens--
+	s.m[h] = b
+	return true, 0
 }
 
 // Sweep drops the buckets that are full again at now; they behave exactly like

@@ -1,0 +1,53 @@
+package api
+
+import "sync"
+
+// topCache keeps the last encoded top-N response of each leaderboard and N.
+// Viewers poll the top of a board far more often than it changes between two
+// polls at the same version, and a cached body skips both the read of the
+// ranking and the encoding. An entry is only served while the leaderboard's
+// version still equals the version it was encoded at, so it is never stale.
+type topCache struct {
+	mu      sync.RWMutex
+	entries map[topKey]*topEntry
+}
+
+type topKey struct {
+	board string
+	limit int
+}
+
+type topEntry struct {
+	version uint64
+	body    []byte // immutable once stored
+}
+
+// topCacheMaxLimit and topCacheMaxEntries bound the cache: only small pages are
+// kept, and past the entry cap the whole cache is dropped and refills.
+const (
+	topCacheMaxLimit   = 100
+	topCacheMaxEntries = 4096
+)
+
+func (c *topCache) get(board string, limit int, version uint64) []byte {
+	c.mu.RLock()
+	e := c.entries[topKey{board, limit}]
+	c.mu.RUnlock()
+	if e == nil || e.version != version {
+		return nil
+	}
+	return e.body
+}
+
+func (c *topCache) put(board string, limit int, version uint64, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= topCacheMaxEntries {
+		c.entries = make(map[topKey]*topEntry)
+	}
+	k := topKey{board, limit}
+	if old := c.entries[k]; old != nil && old.version > version {
+		return // a concurrent reader already stored a newer page
+	}
+	c.entries[k] = &topEntry{version: version, body: body}
+}
