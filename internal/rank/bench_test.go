@@ -1,6 +1,7 @@
 package rank
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -23,75 +24,93 @@ func idOf(buf *[16]byte, i int) string {
 	return unsafe.String(&buf[0], 16)
 }
 
-// The benchmarks share one ranking of benchN participants with 16-byte ids,
-// built once: building it takes longer than most benchmarks run.
+// The benchmarks run on rankings of 100k and 1M participants with 16-byte ids,
+// each built once: building takes longer than most benchmarks run. 100k fits
+// in the processor's last-level cache (about 8 MB), 1M does not (about 80 MB),
+// so the pair separates the structure's own cost from memory latency.
 const benchN = 1_000_000
 
+var benchSizes = []int{100_000, 1_000_000}
+
 var (
-	benchOnce    sync.Once
-	benchRanking *Ranking
+	benchMu       sync.Mutex
+	benchRankings = map[int]*Ranking{}
 )
 
-func benchSetup(b *testing.B) *Ranking {
+func benchSetup(b *testing.B, n int) *Ranking {
 	b.Helper()
-	benchOnce.Do(func() {
-		rng := rand.New(rand.NewPCG(1, 2))
-		benchRanking = New(Descending)
-		var buf [16]byte
-		for i := 0; i < benchN; i++ {
-			benchRanking.Submit(idOf(&buf, i), rng.Uint64N(1e9), int64(i), PolicySet)
-		}
-	})
-	return benchRanking
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if r := benchRankings[n]; r != nil {
+		return r
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	r := New(Descending)
+	var buf [16]byte
+	for i := 0; i < n; i++ {
+		r.Submit(idOf(&buf, i), rng.Uint64N(1e9), int64(i), PolicySet)
+	}
+	benchRankings[n] = r
+	return r
+}
+
+func forSizes(b *testing.B, fn func(b *testing.B, r *Ranking, n int)) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) { fn(b, benchSetup(b, n), n) })
+	}
 }
 
 // BenchmarkSubmit is a full submission: a random participant gets a random new
 // score; Submit finds the old rank, moves the participant and returns the new rank.
 func BenchmarkSubmit(b *testing.B) {
-	r := benchSetup(b)
-	rng := rand.New(rand.NewPCG(5, 6))
-	var buf [16]byte
-	b.ReportAllocs()
-	at := int64(benchN)
-	for b.Loop() {
-		at++
-		r.Submit(idOf(&buf, rng.IntN(benchN)), rng.Uint64N(1e9), at, PolicySet)
-	}
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		var buf [16]byte
+		b.ReportAllocs()
+		at := int64(n)
+		for b.Loop() {
+			at++
+			r.Submit(idOf(&buf, rng.IntN(n)), rng.Uint64N(1e9), at, PolicySet)
+		}
+	})
 }
 
 func BenchmarkRank(b *testing.B) {
-	r := benchSetup(b)
-	rng := rand.New(rand.NewPCG(7, 8))
-	var buf [16]byte
-	b.ReportAllocs()
-	for b.Loop() {
-		if r.Rank(idOf(&buf, rng.IntN(benchN))) == 0 {
-			b.Fatal("missing participant")
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		var buf [16]byte
+		b.ReportAllocs()
+		for b.Loop() {
+			if r.Rank(idOf(&buf, rng.IntN(n))) == 0 {
+				b.Fatal("missing participant")
+			}
 		}
-	}
+	})
 }
 
 func BenchmarkTop100(b *testing.B) {
-	r := benchSetup(b)
-	dst := make([]Entry, 0, 100)
-	b.ReportAllocs()
-	for b.Loop() {
-		dst = r.Range(dst[:0], 1, 100)
-	}
-	if len(dst) != 100 {
-		b.Fatal("short page")
-	}
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		dst := make([]Entry, 0, 100)
+		b.ReportAllocs()
+		for b.Loop() {
+			dst = r.Range(dst[:0], 1, 100)
+		}
+		if len(dst) != 100 {
+			b.Fatal("short page")
+		}
+	})
 }
 
 // BenchmarkPageDeep reads 100 entries starting at a random rank.
 func BenchmarkPageDeep(b *testing.B) {
-	r := benchSetup(b)
-	rng := rand.New(rand.NewPCG(9, 10))
-	dst := make([]Entry, 0, 100)
-	b.ReportAllocs()
-	for b.Loop() {
-		dst = r.Range(dst[:0], 1+rng.IntN(benchN-100), 100)
-	}
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(9, 10))
+		dst := make([]Entry, 0, 100)
+		b.ReportAllocs()
+		for b.Loop() {
+			dst = r.Range(dst[:0], 1+rng.IntN(n-100), 100)
+		}
+	})
 }
 
 // BenchmarkMemory builds a ranking of benchN participants and reports the
@@ -116,4 +135,22 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/benchN, "bytes/participant")
 		runtime.KeepAlive(r)
 	}
+}
+
+// BenchmarkMemoryLatency is context for the 1M figures, not a test of this
+// package: one dependent load from a random place in 128 MB, the cost of the
+// cache misses a random participant's lookup cannot avoid on this machine.
+func BenchmarkMemoryLatency(b *testing.B) {
+	n := 1 << 25
+	next := make([]int32, n)
+	perm := rand.New(rand.NewPCG(13, 14)).Perm(n)
+	for i := range perm {
+		next[perm[i]] = int32(perm[(i+1)%n])
+	}
+	j := int32(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j = next[j]
+	}
+	runtime.KeepAlive(j)
 }

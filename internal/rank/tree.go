@@ -84,32 +84,42 @@ func (n *node) size() int {
 }
 
 // lowerBound returns the first position in a leaf whose key is not less than k.
+//
+// It counts instead of bisecting: every load of the scan is independent of the
+// others, so the processor fetches the node's cache lines in parallel, where a
+// binary search waits for one miss before it knows which line to load next.
+// On a million-entry board (nodes mostly out of cache) the scan is several
+// times faster; on a hot node the extra compares cost a few nanoseconds.
+// Only entries whose packed key equals k's fall back to comparing ids.
 func (t *tree) lowerBound(n *node, k *entry) int {
-	lo, hi := 0, len(n.keys)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t.less(&n.keys[m], k) {
-			lo = m + 1
-		} else {
-			hi = m
+	cnt := 0
+	for i := range n.keys {
+		e := &n.keys[i]
+		switch {
+		case e.k1 < k.k1 || e.k1 == k.k1 && e.k2 < k.k2:
+			cnt++
+		case e.k1 == k.k1 && e.k2 == k.k2 && t.less(e, k):
+			cnt++
 		}
 	}
-	return lo
+	return cnt
 }
 
 // child returns the index of the child of an inner node that covers k: the last
-// child whose lower bound is not greater than k.
+// child whose lower bound is not greater than k. It counts like lowerBound.
 func (t *tree) child(n *node, k *entry) int {
-	lo, hi := 1, len(n.keys)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if t.less(k, &n.keys[m]) {
-			hi = m
-		} else {
-			lo = m + 1
+	cnt := 0
+	keys := n.keys[1:]
+	for i := range keys {
+		e := &keys[i]
+		switch {
+		case e.k1 < k.k1 || e.k1 == k.k1 && e.k2 < k.k2:
+			cnt++
+		case e.k1 == k.k1 && e.k2 == k.k2 && !t.less(k, e):
+			cnt++
 		}
 	}
-	return lo - 1
+	return cnt
 }
 
 func (n *node) countBefore(c int) int {
