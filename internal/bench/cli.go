@@ -73,7 +73,7 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "usage: leaderboard bench %s [flags]\n\n%s.\n\n", mode, modeSummary[mode])
-		fmt.Fprintf(w, "Flags (each also read from %s<FLAG> when not given, e.g. %s):\n", envPrefix, envName("connections"))
+		fmt.Fprintf(w, "Flags (each also read from %s_<FLAG> when not given, e.g. %s):\n", envPrefix, envName("connections"))
 		fs.PrintDefaults()
 	}
 	return fs
@@ -135,7 +135,7 @@ connections and latency is measured from the intended send time (coordinated omi
 With --rate 0 each connection sends back-to-back (closed loop). The text report goes to stdout;
 --json FILE also writes a JSON report, --json - prints only the JSON. Progress goes to stderr.
 
-Every flag can also be set with an environment variable %s<FLAG>
+Every flag can also be set with an environment variable %s_<FLAG>
 (upper case, '-' as '_'), e.g. %s=5000 or %s=0.5;
 a flag given on the command line wins.
 
