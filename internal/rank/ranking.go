@@ -55,9 +55,10 @@ const MaxAchievedAt int64 = 1<<43 - 1
 
 // Ranking is one leaderboard's participants in rank order.
 type Ranking struct {
-	order Order
-	p     participants
-	t     tree
+	order    Order
+	p        participants
+	t        tree
+	warmSink uint64 // keeps Warm's loads observable to the compiler
 }
 
 // New returns an empty Ranking with the given order.
@@ -133,6 +134,18 @@ func (r *Ranking) Submit(id string, score uint64, at int64, policy Policy) Chang
 		Updated: true, Existed: true,
 		OldScore: oldScore, OldAt: oldAt, OldRank: oldPos + 1,
 		NewScore: score, NewAt: at, NewRank: newPos + 1,
+	}
+}
+
+// Warm prepares a run of Submit (or Get) calls on ids: it fetches their index
+// slots and records with overlapping cache misses. It changes nothing and is
+// only worth calling for several ids at once (a batch).
+func (r *Ranking) Warm(ids []string) {
+	var hashes [64]uint64
+	for len(ids) > 0 {
+		n := min(len(ids), len(hashes))
+		r.warmSink += r.p.warm(ids[:n], hashes[:n])
+		ids = ids[n:]
 	}
 }
 

@@ -314,3 +314,23 @@ func TestIDOf(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmChangesNothing: Warm is only a cache hint.
+func TestWarmChangesNothing(t *testing.T) {
+	r := New(Descending)
+	for i := 0; i < 200; i++ {
+		r.Submit(fmt.Sprint("p", i), uint64(i%7), int64(i), PolicySet)
+	}
+	var before []Entry
+	r.Each(func(e Entry) bool { before = append(before, e); return true })
+	ids := make([]string, 150)
+	for i := range ids {
+		ids[i] = fmt.Sprint("p", i*2) // half of them absent
+	}
+	r.Warm(ids)
+	var after []Entry
+	r.Each(func(e Entry) bool { after = append(after, e); return true })
+	if !slices.Equal(before, after) {
+		t.Fatal("Warm changed the ranking")
+	}
+}

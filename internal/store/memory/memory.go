@@ -136,12 +136,19 @@ func (s *Store) Submit(_ context.Context, id string, subs []store.Submission, re
 	if b.opts.Policy == store.PolicyBest {
 		policy = rank.PolicyBest
 	}
+	var ids [batchChunk]string
 	for start := 0; start < len(subs); start += batchChunk {
 		end := min(start+batchChunk, len(subs))
 		b.mu.Lock()
 		if b.sealed {
 			b.mu.Unlock()
 			return store.ErrBoardSealed
+		}
+		if end-start > 1 {
+			for i := start; i < end; i++ {
+				ids[i-start] = subs[i].ParticipantID
+			}
+			b.r.Warm(ids[:end-start])
 		}
 		for i := start; i < end; i++ {
 			sub := &subs[i]
