@@ -439,4 +439,3 @@ func (t *tree) scan(from, limit int, fn func(pos int, k *entry) bool) {
 		n, j = n.next, 0
 	}
 }
-
