@@ -127,9 +127,12 @@ func (r *Ranking) Submit(id string, score uint64, at int64, policy Policy) Chang
 			NewScore: oldScore, NewAt: oldAt, NewRank: pos + 1,
 		}
 	}
-	oldPos, _ := r.t.delete(old)
 	r.p.setKey(h, k1, k2)
-	newPos := r.t.insert(entry{k1, k2, h})
+	oldPos, newPos, moved := r.t.move(old, entry{k1, k2, h})
+	if !moved {
+		oldPos, _ = r.t.delete(old)
+		newPos = r.t.insert(entry{k1, k2, h})
+	}
 	return Change{
 		Updated: true, Existed: true,
 		OldScore: oldScore, OldAt: oldAt, OldRank: oldPos + 1,
