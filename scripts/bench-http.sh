@@ -40,6 +40,9 @@ run floor-get-9500B   floor --duration "$dur" --body-bytes 9500
 run submit-10k        submit --url "$url" --create=false --rate 10000 --duration "$dur"
 run submit-max        submit --url "$url" --create=false --duration "$dur"
 run batch-max         submit --url "$url" --create=false --batch 1000 --connections 4 --duration "$dur"
+# Batches spread over 4 leaderboards of 250,000: one ordered writer per board, so both cores write.
+run seed-4x250k       read  --url "$url" --prefix multi --leaderboards 4 --seed-participants 250000 --duration 1s
+run batch-max-4boards submit --url "$url" --prefix multi --leaderboards 4 --participants 250000 --create=false --batch 1000 --connections 4 --duration "$dur"
 run read-top100       read  --url "$url" --create=false --seed-participants 1 --duration "$dur"
 run read-participant  read  --url "$url" --create=false --seed-participants 1 --top-ratio 0 --duration "$dur"
 echo "reports in $out"

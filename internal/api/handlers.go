@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -33,8 +34,8 @@ func pathID(r *http.Request, name, field string) (string, error) {
 }
 
 // queryInt parses an optional integer query parameter within [lo, hi].
-func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
-	s := r.URL.Query().Get(name)
+func queryInt(q url.Values, name string, def, lo, hi int) (int, error) {
+	s := q.Get(name)
 	if s == "" {
 		return def, nil
 	}
@@ -123,17 +124,18 @@ func (a *API) createLeaderboard(w http.ResponseWriter, r *http.Request) {
 var validStatus = map[string]bool{"scheduled": true, "active": true, "paused": true, "completed": true}
 
 func (a *API) listLeaderboards(w http.ResponseWriter, r *http.Request) {
-	status := r.URL.Query().Get("status")
+	q := r.URL.Query()
+	status := q.Get("status")
 	if status != "" && !validStatus[status] {
 		a.fail(w, r, board.Invalid("status must be one of scheduled, active, paused, completed"))
 		return
 	}
-	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	limit, err := queryInt(q, "limit", 100, 1, 1000)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	offset, err := queryInt(r, "offset", 0, 0, 1<<31-1)
+	offset, err := queryInt(q, "offset", 0, 0, 1<<31-1)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -357,7 +359,7 @@ func (a *API) rankings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	limit, err := queryInt(q, "limit", 100, 1, 1000)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -374,7 +376,7 @@ func (a *API) rankings(w http.ResponseWriter, r *http.Request) {
 		}
 		page, err = a.svc.Around(r.Context(), id, around, limit)
 	} else {
-		offset, oerr := queryInt(r, "offset", 0, 0, 1<<31-1)
+		offset, oerr := queryInt(q, "offset", 0, 0, 1<<31-1)
 		if oerr != nil {
 			a.fail(w, r, oerr)
 			return
@@ -439,7 +441,7 @@ func (a *API) participant(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	neighbors, err := queryInt(r, "neighbors", 2, 0, 100)
+	neighbors, err := queryInt(r.URL.Query(), "neighbors", 2, 0, 100)
 	if err != nil {
 		a.fail(w, r, err)
 		return

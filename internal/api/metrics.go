@@ -82,17 +82,13 @@ func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
 // code seen), not per request.
 func (m *metrics) instrument(route string, h http.Handler) http.Handler {
 	latency := m.latency.WithLabelValues(route)
-	var mu sync.Mutex
-	codes := map[int]prometheus.Counter{}
+	var codes sync.Map // status code -> prometheus.Counter; lock-free once seen
 	counter := func(code int) prometheus.Counter {
-		mu.Lock()
-		defer mu.Unlock()
-		c, ok := codes[code]
-		if !ok {
-			c = m.requests.WithLabelValues(route, strconv.Itoa(code))
-			codes[code] = c
+		if c, ok := codes.Load(code); ok {
+			return c.(prometheus.Counter)
 		}
-		return c
+		c, _ := codes.LoadOrStore(code, m.requests.WithLabelValues(route, strconv.Itoa(code)))
+		return c.(prometheus.Counter)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
