@@ -77,13 +77,14 @@ func (a *API) SetDraining() { a.draining.Store(true) }
 func (a *API) Routes() []string { return append([]string(nil), a.routes...) }
 
 func (a *API) register() {
+	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
 	routes := []struct {
 		method, path string
-		h            http.HandlerFunc
+		h            func(http.ResponseWriter, *http.Request) error
 	}{
 		{"GET", "/healthz", a.healthz},
 		{"GET", "/readyz", a.readyz},
-		{"GET", "/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{"GET", "/metrics", func(w http.ResponseWriter, r *http.Request) error { metricsHandler.ServeHTTP(w, r); return nil }},
 		{"POST", "/v1/leaderboards", a.createLeaderboard},
 		{"GET", "/v1/leaderboards", a.listLeaderboards},
 		{"GET", "/v1/leaderboards/{id}", a.getLeaderboard},
@@ -99,7 +100,12 @@ func (a *API) register() {
 	var paths []string
 	for _, rt := range routes {
 		pattern := rt.method + " " + rt.path
-		a.mux.Handle(pattern, a.metrics.instrument(rt.path, rt.h))
+		h := rt.h
+		a.mux.Handle(pattern, a.metrics.instrument(rt.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				a.fail(w, r, err)
+			}
+		})))
 		a.routes = append(a.routes, pattern)
 		if methods[rt.path] == nil {
 			paths = append(paths, rt.path)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -11,17 +12,17 @@ import (
 	"github.com/lbhq/leaderboard/internal/store"
 )
 
-func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	return nil
 }
 
-func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	if a.draining.Load() {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, board.CodeUnavailable, "the server is shutting down")
-		return
+		return &board.Error{Code: board.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
 	}
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`))
+	return nil
 }
 
 // pathID returns the path parameter name, validated as an id.
@@ -101,49 +102,43 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeJSONBytes(w, status, body)
 }
 
-func (a *API) createLeaderboard(w http.ResponseWriter, r *http.Request) {
+func (a *API) createLeaderboard(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, a.opts.MaxBodyBytes)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	req, err := decodeCreate(*body)
 	putBuf(body)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	lb, err := a.svc.Create(r.Context(), req)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, toJSON(lb))
+	return nil
 }
 
 var validStatus = map[string]bool{"scheduled": true, "active": true, "paused": true, "completed": true}
 
-func (a *API) listLeaderboards(w http.ResponseWriter, r *http.Request) {
+func (a *API) listLeaderboards(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	status := q.Get("status")
 	if status != "" && !validStatus[status] {
-		a.fail(w, r, board.Invalid("status must be one of scheduled, active, paused, completed"))
-		return
+		return board.Invalid("status must be one of scheduled, active, paused, completed")
 	}
 	limit, err := queryInt(q, "limit", 100, 1, 1000)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	offset, err := queryInt(q, "offset", 0, 0, 1<<31-1)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	lbs, err := a.svc.List(r.Context(), board.Status(status), limit, offset)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	out := struct {
 		Leaderboards []leaderboardJSON `json:"leaderboards"`
@@ -152,133 +147,110 @@ func (a *API) listLeaderboards(w http.ResponseWriter, r *http.Request) {
 		out.Leaderboards = append(out.Leaderboards, toJSON(lb))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (a *API) getLeaderboard(w http.ResponseWriter, r *http.Request) {
+func (a *API) getLeaderboard(w http.ResponseWriter, r *http.Request) error {
+	return a.leaderboardOp(w, r, a.svc.Get)
+}
+
+// leaderboardOp runs op on the leaderboard named in the path and answers with
+// the leaderboard object.
+func (a *API) leaderboardOp(w http.ResponseWriter, r *http.Request, op func(context.Context, string) (board.Leaderboard, error)) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	lb, err := a.svc.Get(r.Context(), id)
+	lb, err := op(r.Context(), id)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, toJSON(lb))
+	return nil
 }
 
-func (a *API) patchLeaderboard(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id", "leaderboard id")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *API) patchLeaderboard(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, a.opts.MaxBodyBytes)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	p, err := decodePatch(*body)
 	putBuf(body)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	lb, err := a.svc.Update(r.Context(), id, p)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toJSON(lb))
+	return a.leaderboardOp(w, r, func(ctx context.Context, id string) (board.Leaderboard, error) {
+		return a.svc.Update(ctx, id, p)
+	})
 }
 
-func (a *API) finalize(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id", "leaderboard id")
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	lb, err := a.svc.Finalize(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toJSON(lb))
+func (a *API) finalize(w http.ResponseWriter, r *http.Request) error {
+	return a.leaderboardOp(w, r, a.svc.Finalize)
 }
 
-func (a *API) removeParticipant(w http.ResponseWriter, r *http.Request) {
+func (a *API) removeParticipant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	pid, err := pathID(r, "pid", "participant id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if err := a.svc.RemoveParticipant(r.Context(), id, pid); err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (a *API) submit(w http.ResponseWriter, r *http.Request) {
+func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	body, err := readBody(w, r, a.opts.MaxBodyBytes)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	in, err := decodeScore(*body)
 	if err != nil {
 		putBuf(body)
 		a.metrics.rejected.Inc()
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	res, err := a.svc.Submit(r.Context(), id, in)
 	if err != nil {
 		putBuf(body)
 		a.metrics.rejected.Inc()
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	a.metrics.countResult(&res)
 	*body = appendResult((*body)[:0], id, in.ParticipantID, &res)
 	writeJSONBytes(w, http.StatusOK, *body)
 	putBuf(body)
+	return nil
 }
 
-func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) {
+func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	body, err := readBody(w, r, a.opts.MaxBatchBodyBytes)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	ins, decodeErrs, err := decodeBatch(*body)
 	if err != nil {
 		putBuf(body)
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	results, errs, err := a.svc.SubmitBatch(r.Context(), id, ins, decodeErrs)
 	if err != nil {
 		putBuf(body)
 		a.metrics.rejected.Add(float64(len(ins)))
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	b := append((*body)[:0], `{"results":[`...)
 	for i := range results {
@@ -301,6 +273,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) {
 	*body = b
 	writeJSONBytes(w, http.StatusOK, b)
 	putBuf(body)
+	return nil
 }
 
 // etag names the state a read saw; versions compare only within an epoch,
@@ -352,75 +325,73 @@ func trimSpace(s string) string {
 	return s
 }
 
-func (a *API) rankings(w http.ResponseWriter, r *http.Request) {
+func (a *API) rankings(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	limit, err := queryInt(q, "limit", 100, 1, 1000)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	var page store.Page
 	if around := q.Get("around"); around != "" || q.Has("around") {
 		if q.Has("offset") {
-			a.fail(w, r, board.Invalid("around and offset cannot be combined"))
-			return
+			return board.Invalid("around and offset cannot be combined")
 		}
 		if err := board.ValidateID("around", around); err != nil {
-			a.fail(w, r, err)
-			return
+			return err
 		}
 		page, err = a.svc.Around(r.Context(), id, around, limit)
 	} else {
 		offset, oerr := queryInt(q, "offset", 0, 0, 1<<31-1)
 		if oerr != nil {
-			a.fail(w, r, oerr)
-			return
+			return oerr
 		}
 		if offset == 0 && limit <= topCacheMaxLimit {
-			a.topN(w, r, id, limit)
-			return
+			return a.topN(w, r, id, limit)
 		}
 		page, err = a.svc.Rankings(r.Context(), id, offset, limit)
 	}
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
+	a.writeVersioned(w, r, page.Version, func(b []byte, epoch string) []byte { return appendPage(b, id, epoch, &page) })
+	return nil
+}
+
+// writeVersioned answers a read made at version: 304 when the client's
+// If-None-Match names it, else the body that encode appends, with its ETag.
+func (a *API) writeVersioned(w http.ResponseWriter, r *http.Request, version uint64, encode func(b []byte, epoch string) []byte) {
 	epoch := a.svc.Epoch()
-	if notModified(w, r, etag(epoch, page.Version)) {
+	if notModified(w, r, etag(epoch, version)) {
 		return
 	}
 	b := getBuf()
-	*b = appendPage((*b)[:0], id, epoch, &page)
+	*b = encode((*b)[:0], epoch)
 	writeJSONBytes(w, http.StatusOK, *b)
 	putBuf(b)
 }
 
 // topN serves the top of a leaderboard from the cache when the cached body is
 // at the current version, and encodes and caches it otherwise.
-func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int) {
+func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int) error {
 	version, err := a.svc.Version(r.Context(), id)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	epoch := a.svc.Epoch()
 	if notModified(w, r, etag(epoch, version)) {
-		return
+		return nil
 	}
 	if body := a.top.get(id, limit, version); body != nil {
 		writeJSONBytes(w, http.StatusOK, body)
-		return
+		return nil
 	}
 	page, err := a.svc.Rankings(r.Context(), id, 0, limit)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	if page.Version != version {
 		w.Header()["Etag"] = []string{etag(epoch, page.Version)}
@@ -428,35 +399,26 @@ func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int)
 	body := appendPage(make([]byte, 0, 80*len(page.Entries)+160), id, epoch, &page)
 	a.top.put(id, limit, page.Version, body)
 	writeJSONBytes(w, http.StatusOK, body)
+	return nil
 }
 
-func (a *API) participant(w http.ResponseWriter, r *http.Request) {
+func (a *API) participant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	pid, err := pathID(r, "pid", "participant id")
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	neighbors, err := queryInt(r.URL.Query(), "neighbors", 2, 0, 100)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
 	v, err := a.svc.Participant(r.Context(), id, pid, neighbors)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return err
 	}
-	epoch := a.svc.Epoch()
-	if notModified(w, r, etag(epoch, v.Version)) {
-		return
-	}
-	b := getBuf()
-	*b = appendParticipant((*b)[:0], id, epoch, &v)
-	writeJSONBytes(w, http.StatusOK, *b)
-	putBuf(b)
+	a.writeVersioned(w, r, v.Version, func(b []byte, epoch string) []byte { return appendParticipant(b, id, epoch, &v) })
+	return nil
 }
