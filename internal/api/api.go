@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/wire"
 )
 
 // Options configure the API.
@@ -168,7 +169,7 @@ var jsonContentType = []string{"application/json"}
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
 	b := getBuf()
-	*b = appendError((*b)[:0], code, message)
+	*b = wire.Error((*b)[:0], code, message)
 	writeJSONBytes(w, status, *b)
 	putBuf(b)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lbhq/leaderboard/internal/store"
+	"github.com/lbhq/leaderboard/internal/wire"
 )
 
 // The hand-written encoders must produce exactly what encoding/json would for
@@ -114,7 +115,7 @@ func TestErrorEncodingEscapes(t *testing.T) {
 	}
 	for _, msg := range []string{"plain", `quote " and \ backslash`, "tab\tnew\nline\r", "<html>&", "ctl\x01\x1f", "é ü 漢字", strings.Repeat("x", 300)} {
 		var got errBody
-		b := appendError(nil, "invalid_argument", msg)
+		b := wire.Error(nil, "invalid_argument", msg)
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("invalid JSON for %q: %s", msg, b)
 		}

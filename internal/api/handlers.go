@@ -10,6 +10,7 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/store"
+	"github.com/lbhq/leaderboard/internal/wire"
 )
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
@@ -263,7 +264,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				e = &board.Error{Code: board.CodeUnavailable, Message: errs[i].Error()}
 			}
-			b = appendError(b, e.Code, e.Message)
+			b = wire.Error(b, e.Code, e.Message)
 			continue
 		}
 		a.metrics.countResult(&results[i])
