@@ -1,0 +1,650 @@
+// Package fanout turns a leaderboard's stream of rank changes into versioned,
+// coalesced updates for the windows viewers watch.
+//
+// Viewers subscribe to segments: the top N of a leaderboard (one segment per N
+// in use), one participant, or the ranks around one participant. Every flush
+// interval the hub takes the union of rank ranges the leaderboard's changes
+// touched, and for each segment that range can have affected it reads the
+// segment's window, diffs it against what the segment last sent, encodes the
+// update once, and hands the same bytes to every subscriber of that segment.
+// Nothing in that path is proportional to the number of viewers except the
+// final hand-over; segments far from any change cost nothing.
+//
+// All subscribers of a segment share its version: a new subscriber gets the
+// segment's last state as its snapshot, so one encoded update fits all of them.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/store"
+)
+
+// Source reads the current state of windows; store.Store implements it.
+type Source interface {
+	Page(ctx context.Context, board string, offset, limit int) (store.Page, error)
+	Around(ctx context.Context, board, participant string, limit int) (store.Page, error)
+	Participant(ctx context.Context, board, participant string, neighbors int) (store.ParticipantView, error)
+	Stats(ctx context.Context, board string) (store.Stats, error)
+}
+
+// Sink receives the frames of one connection (or one SSE stream, or one long
+// poll). Send must not block; it returns false when the connection's queue is
+// full, and the hub then takes that subscription off the segment and calls
+// the subscription's drop callback.
+type Sink interface {
+	Send(f Frame) bool
+}
+
+// Options configure a Hub.
+type Options struct {
+	Epoch         string        // the store's epoch
+	FlushInterval time.Duration // coalescing window (default 100 ms)
+	History       time.Duration // how far back a resume is served by one update (default 60 s)
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Hub fans out every leaderboard's changes. It implements store.EventSink.
+type Hub struct {
+	src  Source
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	boards map[string]*boardHub
+
+	stats Stats
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	mu          sync.Mutex
+	Flushes     uint64 // segment updates encoded
+	Frames      uint64 // frames handed to sinks
+	Bytes       uint64 // bytes handed to sinks
+	Dropped     uint64 // subscriptions dropped as slow
+	Snapshots   uint64
+	CatchUps    uint64
+	SegmentsNow int
+}
+
+// New returns a hub reading windows from src. Call Run to start flushing.
+func New(src Source, opts Options) *Hub {
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 100 * time.Millisecond
+	}
+	if opts.History <= 0 {
+		opts.History = 60 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Hub{src: src, opts: opts, log: opts.Logger, boards: map[string]*boardHub{}}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h
+}
+
+// Epoch is the epoch the hub's versions belong to.
+func (h *Hub) Epoch() string { return h.opts.Epoch }
+
+// FlushInterval is the coalescing window.
+func (h *Hub) FlushInterval() time.Duration { return h.opts.FlushInterval }
+
+// boardHub is the fan-out state of one leaderboard.
+//
+// Two locks: evMu guards only the change log (Publish takes it from inside
+// the store's write lock, so it is held for a few instructions), mu guards
+// segments and their subscribers (held while frames are handed over). Lock
+// order: mu before evMu; store locks are never taken while holding either.
+type boardHub struct {
+	id string
+
+	evMu      sync.Mutex
+	open      bucket   // changes since the last flush
+	hist      []bucket // closed buckets, oldest first
+	histStart uint64   // every change with a version above this is in open or hist
+	histKnown bool
+
+	mu       sync.Mutex
+	segments map[string]*segment
+}
+
+// bucket is the union of rank ranges changed by versions from..to.
+type bucket struct {
+	from, to uint64
+	lo, hi   int64 // ranks; hi = math.MaxInt64 for "to the end"
+	at       time.Time
+	any      bool
+}
+
+func (b *bucket) add(version uint64, lo, hi int64) {
+	if !b.any {
+		b.from, b.lo, b.hi, b.any = version, lo, hi, true
+	} else {
+		b.lo, b.hi = min(b.lo, lo), max(b.hi, hi)
+	}
+	b.to = version
+}
+
+// segment is one distinct window and its subscribers.
+type segment struct {
+	key     string
+	spec    Spec
+	version uint64
+	list    listState
+	part    partState
+	subs    map[*Subscription]struct{}
+}
+
+// Subscription is one subscriber of one segment.
+type Subscription struct {
+	ID     string
+	Board  string
+	Spec   Spec
+	sink   Sink
+	onDrop func(*Subscription)
+
+	seg           *segment
+	board         *boardHub
+	updatePrefix  []byte
+	snapPrefix    []byte
+	dropped, gone bool
+}
+
+// Publish implements store.EventSink. It runs inside the store's write lock:
+// it only records the rank range the change touched.
+func (h *Hub) Publish(e store.Event) {
+	h.mu.Lock()
+	bh := h.boards[e.Leaderboard]
+	h.mu.Unlock()
+	if bh == nil {
+		return // nobody has watched this leaderboard: no history needed
+	}
+	lo, hi := changedRanks(&e)
+	bh.evMu.Lock()
+	if !bh.histKnown || e.Version-1 < bh.histStart {
+		bh.histStart, bh.histKnown = e.Version-1, true
+	}
+	bh.open.add(e.Version, lo, hi)
+	bh.evMu.Unlock()
+}
+
+// changedRanks is the range of ranks whose occupant or score a change can
+// have altered. An entry or exit shifts every rank below it.
+func changedRanks(e *store.Event) (int64, int64) {
+	switch {
+	case e.Removed:
+		return e.OldRank, math.MaxInt64
+	case !e.HadOld:
+		return e.NewRank, math.MaxInt64
+	}
+	return min(e.OldRank, e.NewRank), max(e.OldRank, e.NewRank)
+}
+
+func (h *Hub) boardHub(id string) *boardHub {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	bh := h.boards[id]
+	if bh == nil {
+		bh = &boardHub{id: id, segments: map[string]*segment{}}
+		h.boards[id] = bh
+	}
+	return bh
+}
+
+// ErrNotFound is returned by Subscribe for a leaderboard that does not exist.
+var ErrNotFound = errors.New("leaderboard not found")
+
+// Subscribe adds a subscriber and sends it `subscribed` and then a snapshot,
+// or, when since names a version this process still has the history for, one
+// update from that version. onDrop is called (outside hub locks) when the sink
+// refused a frame; the subscription is then off the hot path, and the caller
+// may Subscribe again later.
+func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since *uint64, epoch string, sink Sink, onDrop func(*Subscription)) (*Subscription, error) {
+	if _, err := h.src.Stats(ctx, board); err != nil {
+		if errors.Is(err, store.ErrBoardNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	bh := h.boardHub(board)
+	key := spec.key()
+	bh.mu.Lock()
+	seg := bh.segments[key]
+	bh.mu.Unlock()
+	if seg == nil {
+		// Read outside the hub's locks (the store takes its own); the hub
+		// exists already, so every change after this read is recorded.
+		fresh, err := h.read(ctx, board, spec)
+		if err != nil {
+			return nil, err
+		}
+		bh.noteRead(fresh.version)
+		bh.mu.Lock()
+		if seg = bh.segments[key]; seg == nil {
+			seg = fresh
+			seg.key = key
+			bh.segments[key] = seg
+		}
+		bh.mu.Unlock()
+	}
+	sub := &Subscription{
+		ID: id, Board: board, Spec: spec, sink: sink, onDrop: onDrop, board: bh,
+		updatePrefix: prefix("update", id), snapPrefix: prefix("snapshot", id),
+	}
+	bh.mu.Lock()
+	seg = bh.segments[key] // may have been replaced by a concurrent unsubscribe + subscribe
+	if seg == nil {
+		bh.mu.Unlock()
+		return h.Subscribe(ctx, board, id, spec, since, epoch, sink, onDrop)
+	}
+	sub.seg = seg
+	seg.subs[sub] = struct{}{}
+	first := []Frame{subscribedFrame(id, spec.Kind.String(), seg.version, h.opts.Epoch), h.initial(bh, seg, sub, since, epoch)}
+	ok := sink.Send(first[0]) && sink.Send(first[1])
+	if !ok {
+		delete(seg.subs, sub)
+		sub.dropped = true
+		h.dropEmpty(bh, seg)
+	}
+	bh.mu.Unlock()
+	if !ok && onDrop != nil {
+		onDrop(sub)
+	}
+	return sub, nil
+}
+
+// noteRead records that every change after version will be in the log.
+func (bh *boardHub) noteRead(version uint64) {
+	bh.evMu.Lock()
+	if !bh.histKnown || version < bh.histStart {
+		bh.histStart, bh.histKnown = version, true
+	}
+	bh.evMu.Unlock()
+}
+
+// initial is the frame after `subscribed`: a catch-up update from since when
+// the log covers it, else a snapshot. Called with bh.mu held.
+func (h *Hub) initial(bh *boardHub, seg *segment, sub *Subscription, since *uint64, epoch string) Frame {
+	if since != nil && epoch == h.opts.Epoch && *since <= seg.version {
+		if lo, hi, ok := bh.changedSince(*since); ok {
+			h.count(func(s *Stats) { s.CatchUps++ })
+			return Frame{Type: "update", Version: seg.version, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi)}
+		}
+	}
+	h.count(func(s *Stats) { s.Snapshots++ })
+	return Frame{Type: "snapshot", Version: seg.version, Prefix: sub.snapPrefix, Body: seg.snapshot()}
+}
+
+// changedSince returns the union of rank ranges changed after version since,
+// if the log still reaches back that far.
+func (bh *boardHub) changedSince(since uint64) (lo, hi int64, ok bool) {
+	bh.evMu.Lock()
+	defer bh.evMu.Unlock()
+	if !bh.histKnown || since < bh.histStart {
+		return 0, 0, false
+	}
+	lo, hi = math.MaxInt64, 0
+	for _, b := range bh.hist {
+		if b.to > since {
+			lo, hi = min(lo, b.lo), max(hi, b.hi)
+		}
+	}
+	if bh.open.any && bh.open.to > since {
+		lo, hi = min(lo, bh.open.lo), max(hi, bh.open.hi)
+	}
+	return lo, hi, true
+}
+
+// Unsubscribe removes a subscription; it is safe to call twice.
+func (h *Hub) Unsubscribe(sub *Subscription) {
+	bh := sub.board
+	bh.mu.Lock()
+	sub.gone = true
+	if seg := sub.seg; seg != nil {
+		delete(seg.subs, sub)
+		h.dropEmpty(bh, seg)
+	}
+	bh.mu.Unlock()
+}
+
+// dropEmpty forgets a segment without subscribers. Called with bh.mu held.
+func (h *Hub) dropEmpty(bh *boardHub, seg *segment) {
+	if len(seg.subs) == 0 && bh.segments[seg.key] == seg {
+		delete(bh.segments, seg.key)
+	}
+}
+
+// Status sends a leaderboard status change to every connection watching it,
+// once per sink.
+func (h *Hub) Status(board, status string, version uint64) {
+	h.mu.Lock()
+	bh := h.boards[board]
+	h.mu.Unlock()
+	if bh == nil {
+		return
+	}
+	f := StatusFrame(status, version)
+	bh.mu.Lock()
+	seen := map[Sink]bool{}
+	for _, seg := range bh.segments {
+		for sub := range seg.subs {
+			if !seen[sub.sink] {
+				seen[sub.sink] = true
+				sub.sink.Send(f) // a full queue loses only this notice; the data frames resync
+			}
+		}
+	}
+	bh.mu.Unlock()
+}
+
+func (h *Hub) count(f func(*Stats)) {
+	h.stats.mu.Lock()
+	f(&h.stats)
+	h.stats.mu.Unlock()
+}
+
+// Snapshot returns a copy of the hub's counters.
+func (h *Hub) Snapshot() Stats {
+	h.mu.Lock()
+	boards := make([]*boardHub, 0, len(h.boards))
+	for _, bh := range h.boards {
+		boards = append(boards, bh)
+	}
+	h.mu.Unlock()
+	n := 0
+	for _, bh := range boards {
+		bh.mu.Lock()
+		n += len(bh.segments)
+		bh.mu.Unlock()
+	}
+	h.stats.mu.Lock()
+	defer h.stats.mu.Unlock()
+	return Stats{Flushes: h.stats.Flushes, Frames: h.stats.Frames, Bytes: h.stats.Bytes, Dropped: h.stats.Dropped,
+		Snapshots: h.stats.Snapshots, CatchUps: h.stats.CatchUps, SegmentsNow: n}
+}
+
+// Run flushes every FlushInterval until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	t := time.NewTicker(h.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.Flush(ctx)
+		}
+	}
+}
+
+// Flush sends the changes since the last flush. Run calls it; tests call it
+// directly to control time.
+func (h *Hub) Flush(ctx context.Context) {
+	h.mu.Lock()
+	boards := make([]*boardHub, 0, len(h.boards))
+	for _, bh := range h.boards {
+		boards = append(boards, bh)
+	}
+	h.mu.Unlock()
+	now := h.opts.Now()
+	for _, bh := range boards {
+		h.flushBoard(ctx, bh, now)
+	}
+}
+
+func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
+	bh.evMu.Lock()
+	b := bh.open
+	if b.any {
+		b.at = now
+		bh.hist = append(bh.hist, b)
+		bh.open = bucket{}
+	}
+	// Forget what is older than the history window.
+	cut := 0
+	for cut < len(bh.hist) && now.Sub(bh.hist[cut].at) > h.opts.History {
+		bh.histStart = bh.hist[cut].to
+		cut++
+	}
+	if cut > 0 {
+		bh.hist = append(bh.hist[:0], bh.hist[cut:]...)
+	}
+	bh.evMu.Unlock()
+	if !b.any {
+		return
+	}
+
+	bh.mu.Lock()
+	var due []*segment
+	maxTop := 0
+	for _, seg := range bh.segments {
+		if seg.affected(b.lo, b.hi) {
+			due = append(due, seg)
+			if seg.spec.Kind == Top {
+				maxTop = max(maxTop, seg.spec.Limit)
+			}
+		}
+	}
+	bh.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	// One read serves every top-N segment: the largest N, cut for the others.
+	var top *segment
+	if maxTop > 0 {
+		var err error
+		if top, err = h.read(ctx, bh.id, Spec{Kind: Top, Limit: maxTop}); err != nil {
+			h.log.Warn("fan-out read failed", "leaderboard", bh.id, "err", err)
+			return
+		}
+	}
+	fresh := make([]*segment, len(due))
+	for i, seg := range due {
+		if seg.spec.Kind == Top {
+			fresh[i] = top.cutTop(seg.spec.Limit)
+			continue
+		}
+		s, err := h.read(ctx, bh.id, seg.spec)
+		if err != nil {
+			h.log.Warn("fan-out read failed", "leaderboard", bh.id, "err", err)
+			continue
+		}
+		fresh[i] = s
+	}
+
+	var dropped []*Subscription
+	bh.mu.Lock()
+	for i, seg := range due {
+		nf := fresh[i]
+		if nf == nil || nf.version <= seg.version || bh.segments[seg.key] != seg {
+			continue
+		}
+		body := seg.advance(nf)
+		if body == nil {
+			continue // the window did not change; it keeps its older version
+		}
+		f := Frame{Type: "update", Version: seg.version, Body: body}
+		n := 0
+		for sub := range seg.subs {
+			f.Prefix = sub.updatePrefix
+			if !sub.sink.Send(f) {
+				delete(seg.subs, sub)
+				sub.dropped = true
+				dropped = append(dropped, sub)
+				continue
+			}
+			n++
+		}
+		h.dropEmpty(bh, seg)
+		h.count(func(s *Stats) {
+			s.Flushes++
+			s.Frames += uint64(n)
+			s.Bytes += uint64(n * (len(body) + 24))
+		})
+	}
+	bh.mu.Unlock()
+	if len(dropped) > 0 {
+		h.count(func(s *Stats) { s.Dropped += uint64(len(dropped)) })
+	}
+	for _, sub := range dropped {
+		if sub.onDrop != nil {
+			sub.onDrop(sub)
+		}
+	}
+}
+
+// read loads a window's current state into a new (unregistered) segment.
+func (h *Hub) read(ctx context.Context, board string, spec Spec) (*segment, error) {
+	seg := &segment{spec: spec, subs: map[*Subscription]struct{}{}}
+	switch spec.Kind {
+	case Top:
+		p, err := h.src.Page(ctx, board, 0, spec.Limit)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		seg.version, seg.list = p.Version, listState{offset: 0, entries: p.Entries}
+	case Around:
+		p, err := h.src.Around(ctx, board, spec.ParticipantID, 2*spec.Radius+1)
+		switch {
+		case errors.Is(err, store.ErrParticipantNotFound):
+			st, err := h.src.Stats(ctx, board)
+			if err != nil {
+				return nil, mapErr(err)
+			}
+			seg.version = st.Version
+		case err != nil:
+			return nil, mapErr(err)
+		default:
+			seg.version = p.Version
+			seg.list.entries = p.Entries
+			if len(p.Entries) > 0 {
+				seg.list.offset = p.Entries[0].Rank - 1
+			}
+		}
+	case Participant:
+		v, err := h.src.Participant(ctx, board, spec.ParticipantID, 0)
+		switch {
+		case errors.Is(err, store.ErrParticipantNotFound):
+			st, err := h.src.Stats(ctx, board)
+			if err != nil {
+				return nil, mapErr(err)
+			}
+			seg.version = st.Version
+		case err != nil:
+			return nil, mapErr(err)
+		default:
+			e := v.Entry
+			seg.version, seg.part.entry = v.Version, &e
+		}
+	}
+	return seg, nil
+}
+
+func mapErr(err error) error {
+	if errors.Is(err, store.ErrBoardNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// cutTop derives the top-n window from a larger top window.
+func (s *segment) cutTop(n int) *segment {
+	c := &segment{spec: Spec{Kind: Top, Limit: n}, version: s.version}
+	c.list.entries = s.list.entries[:min(n, len(s.list.entries))]
+	return c
+}
+
+// affected reports whether a change to ranks lo..hi can have altered the window.
+func (s *segment) affected(lo, hi int64) bool {
+	switch s.spec.Kind {
+	case Top:
+		return lo <= int64(s.spec.Limit)
+	case Participant:
+		if s.part.entry == nil {
+			return true // not ranked: any change may be its arrival
+		}
+		r := s.part.entry.Rank
+		return lo <= r && r <= hi
+	default:
+		if len(s.list.entries) == 0 {
+			return true
+		}
+		first, last := s.list.offset+1, s.list.offset+int64(len(s.list.entries))
+		// A window near the end also grows when someone arrives just below it.
+		return lo <= last+1 && hi >= first
+	}
+}
+
+// advance installs the newer state nf and returns the encoded update body, or
+// nil when the window is the same (the segment then keeps its old version).
+func (s *segment) advance(nf *segment) []byte {
+	var body []byte
+	if s.spec.Kind == Participant {
+		old, cur := s.part.entry, nf.part.entry
+		if (old == nil) == (cur == nil) && (old == nil || *old == *cur) {
+			return nil
+		}
+		body = participantUpdateBody(s.version, nf.version, &nf.part, old)
+		s.part = nf.part
+	} else {
+		changes := diff(&s.list, &nf.list)
+		if len(changes) == 0 && s.list.offset == nf.list.offset && len(s.list.entries) == len(nf.list.entries) {
+			return nil
+		}
+		body = listUpdateBody(s.version, nf.version, &nf.list, changes)
+		s.list = nf.list
+	}
+	s.version = nf.version
+	return body
+}
+
+// diff returns the entries of cur whose rank was not in old's window or held
+// another occupant or score there.
+func diff(old, cur *listState) []store.Entry {
+	var changes []store.Entry
+	for i := range cur.entries {
+		e := &cur.entries[i]
+		j := e.Rank - old.offset - 1
+		if j >= 0 && j < int64(len(old.entries)) && old.entries[j] == *e {
+			continue
+		}
+		changes = append(changes, *e)
+	}
+	return changes
+}
+
+// snapshot encodes the segment's state as a snapshot body.
+func (s *segment) snapshot() []byte {
+	if s.spec.Kind == Participant {
+		return participantSnapshotBody(s.version, &s.part)
+	}
+	return listSnapshotBody(s.version, &s.list)
+}
+
+// catchUp encodes an update from version since to the segment's state, given
+// the ranks changed in between.
+func (s *segment) catchUp(since uint64, lo, hi int64) []byte {
+	switch s.spec.Kind {
+	case Participant:
+		return participantUpdateBody(since, s.version, &s.part, nil)
+	case Around:
+		// Where the window stood at since is not known: send all of it.
+		return listUpdateBody(since, s.version, &s.list, s.list.entries)
+	}
+	var changes []store.Entry
+	for _, e := range s.list.entries {
+		if e.Rank >= lo && e.Rank <= hi {
+			changes = append(changes, e)
+		}
+	}
+	return listUpdateBody(since, s.version, &s.list, changes)
+}

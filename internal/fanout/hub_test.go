@@ -1,0 +1,450 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/store"
+	"github.com/lbhq/leaderboard/internal/store/memory"
+)
+
+// recorder is a Sink that keeps every frame, parsed, and can refuse frames
+// once it holds limit of them (a slow reader).
+type recorder struct {
+	mu     sync.Mutex
+	frames []map[string]any
+	limit  int
+}
+
+func (r *recorder) Send(f Frame) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.limit > 0 && len(r.frames) >= r.limit {
+		return false
+	}
+	var m map[string]any
+	if err := json.Unmarshal(f.AppendJSON(nil), &m); err != nil {
+		panic(fmt.Sprintf("frame is not JSON: %v: %s", err, f.AppendJSON(nil)))
+	}
+	r.frames = append(r.frames, m)
+	return true
+}
+
+func (r *recorder) all() []map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.frames)
+}
+
+func num(v any) int64 { f, _ := v.(float64); return int64(f) }
+
+// view is a client's copy of one subscription, built by the rules of docs/LIVE.md.
+type view struct {
+	version uint64
+	offset  int64
+	size    int64
+	entries map[int64]store.Entry
+	part    *store.Entry
+	got     bool
+}
+
+func toEntry(m map[string]any) store.Entry {
+	return store.Entry{Rank: num(m["rank"]), ParticipantID: m["participant_id"].(string), Score: uint64(num(m["score"])), AchievedAt: num(m["achieved_at"])}
+}
+
+// apply applies the frames for subscription id in order and fails on a broken chain.
+func apply(t *testing.T, frames []map[string]any, id string) *view {
+	t.Helper()
+	v := &view{}
+	for _, f := range frames {
+		if f["id"] != id {
+			continue
+		}
+		switch f["type"] {
+		case "subscribed":
+		case "snapshot":
+			v.got, v.version = true, uint64(num(f["version"]))
+			v.entries, v.part = map[int64]store.Entry{}, nil
+			if p, ok := f["participant"]; ok {
+				if p != nil {
+					e := toEntry(p.(map[string]any))
+					v.part = &e
+				}
+				continue
+			}
+			v.offset, v.size = num(f["offset"]), num(f["size"])
+			for _, e := range f["entries"].([]any) {
+				en := toEntry(e.(map[string]any))
+				v.entries[en.Rank] = en
+			}
+		case "update":
+			if !v.got || uint64(num(f["prev_version"])) != v.version {
+				t.Fatalf("sub %s: update prev_version %v after version %d", id, f["prev_version"], v.version)
+			}
+			v.version = uint64(num(f["version"]))
+			if p, ok := f["participant"]; ok {
+				v.part = nil
+				if p != nil {
+					e := toEntry(p.(map[string]any))
+					v.part = &e
+				}
+				continue
+			}
+			v.offset, v.size = num(f["offset"]), num(f["size"])
+			for _, c := range f["changes"].([]any) {
+				en := toEntry(c.(map[string]any))
+				v.entries[en.Rank] = en
+			}
+			for r := range v.entries {
+				if r <= v.offset || r > v.offset+v.size {
+					delete(v.entries, r)
+				}
+			}
+		case "resync":
+			v.got = false
+		default:
+			t.Fatalf("unexpected frame %v", f)
+		}
+	}
+	return v
+}
+
+func (v *view) list() []store.Entry {
+	var out []store.Entry
+	for r := v.offset + 1; r <= v.offset+v.size; r++ {
+		out = append(out, v.entries[r])
+	}
+	return out
+}
+
+type fixture struct {
+	st  *memory.Store
+	hub *Hub
+	now time.Time
+}
+
+func newFixture(t *testing.T, history time.Duration) *fixture {
+	f := &fixture{now: time.Unix(1000, 0)}
+	var hub *Hub
+	sink := sinkFunc(func(e store.Event) { hub.Publish(e) })
+	f.st = memory.New(memory.Options{Epoch: "ep", Sink: sink})
+	hub = New(f.st, Options{Epoch: "ep", History: history, Now: func() time.Time { return f.now }})
+	f.hub = hub
+	return f
+}
+
+type sinkFunc func(store.Event)
+
+func (s sinkFunc) Publish(e store.Event) { s(e) }
+
+func (f *fixture) submit(t *testing.T, board, pid string, score uint64, at int64) {
+	t.Helper()
+	res := make([]store.Result, 1)
+	if err := f.st.Submit(context.Background(), board, []store.Submission{{ParticipantID: pid, Score: score, AchievedAt: at}}, res); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expected returns what the store says the subscription's window is now.
+func expected(t *testing.T, st *memory.Store, board string, spec Spec) ([]store.Entry, *store.Entry) {
+	t.Helper()
+	ctx := context.Background()
+	switch spec.Kind {
+	case Top:
+		p, _ := st.Page(ctx, board, 0, spec.Limit)
+		return p.Entries, nil
+	case Participant:
+		v, err := st.Participant(ctx, board, spec.ParticipantID, 0)
+		if err != nil {
+			return nil, nil
+		}
+		return nil, &v.Entry
+	}
+	p, err := st.Around(ctx, board, spec.ParticipantID, 2*spec.Radius+1)
+	if err != nil {
+		return nil, nil
+	}
+	return p.Entries, nil
+}
+
+// TestSubscribersConvergeUnderConcurrentSubmissions: writers submit random
+// scores (ties, big jumps, arrivals, removals) while flushes run; many
+// subscriptions of every kind watch. After the last flush every
+// subscription's reconstructed window equals the store's, and every
+// prev_version chain is unbroken.
+func TestSubscribersConvergeUnderConcurrentSubmissions(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	const board = "live"
+	if err := f.st.CreateBoard(ctx, board, store.BoardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		f.submit(t, board, fmt.Sprint("p", i), uint64(i*10), int64(i))
+	}
+	specs := []Spec{
+		{Kind: Top, Limit: 1}, {Kind: Top, Limit: 5}, {Kind: Top, Limit: 10}, {Kind: Top, Limit: 100},
+		{Kind: Participant, ParticipantID: "p3"}, {Kind: Participant, ParticipantID: "p30"}, {Kind: Participant, ParticipantID: "late"},
+		{Kind: Around, ParticipantID: "p20", Radius: 2}, {Kind: Around, ParticipantID: "p0", Radius: 3}, {Kind: Around, ParticipantID: "late", Radius: 1},
+	}
+	type subscriber struct {
+		rec  *recorder
+		spec Spec
+		id   string
+	}
+	var subs []subscriber
+	for i, spec := range specs {
+		for j := 0; j < 3; j++ { // several subscribers per segment, different ids
+			rec := &recorder{}
+			id := fmt.Sprintf("s%d-%d", i, j)
+			if _, err := f.hub.Subscribe(ctx, board, id, spec, nil, "", rec, nil); err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, subscriber{rec, spec, id})
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := 0; i < 2000; i++ {
+				pid := fmt.Sprint("p", rng.IntN(60))
+				if rng.IntN(15) == 0 {
+					pid = "late"
+				}
+				if rng.IntN(12) == 0 {
+					f.st.Remove(ctx, board, pid)
+					continue
+				}
+				score := uint64(rng.IntN(50)) * 10 // many ties
+				if rng.IntN(5) == 0 {
+					score = rng.Uint64N(1e6) // big jumps
+				}
+				res := make([]store.Result, 1)
+				f.st.Submit(ctx, board, []store.Submission{{ParticipantID: pid, Score: score, AchievedAt: int64(rng.IntN(4))}}, res)
+			}
+		}(w)
+	}
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				f.hub.Flush(ctx)
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-flushed
+	f.hub.Flush(ctx) // the last window
+
+	st, _ := f.st.Stats(ctx, board)
+	for _, s := range subs {
+		v := apply(t, s.rec.all(), s.id)
+		if v.version > st.Version {
+			t.Fatalf("%s: version %d ahead of the board's %d", s.id, v.version, st.Version)
+		}
+		wantList, wantPart := expected(t, f.st, board, s.spec)
+		if s.spec.Kind == Participant {
+			if (v.part == nil) != (wantPart == nil) || (v.part != nil && *v.part != *wantPart) {
+				t.Fatalf("%s (%v): participant %v, store %v", s.id, s.spec, v.part, wantPart)
+			}
+			continue
+		}
+		if got := v.list(); !slices.Equal(got, wantList) && !(len(got) == 0 && len(wantList) == 0) {
+			t.Fatalf("%s (%v): window\n got %v\nwant %v", s.id, s.spec, got, wantList)
+		}
+	}
+}
+
+// TestCoalescingAndSilence: many changes inside one flush window give one
+// update; segments the changes cannot reach get nothing.
+func TestCoalescingAndSilence(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
+	for i := 0; i < 50; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i), 0)
+	}
+	top, deep := &recorder{}, &recorder{}
+	f.hub.Subscribe(ctx, "b", "top", Spec{Kind: Top, Limit: 3}, nil, "", top, nil)
+	f.hub.Subscribe(ctx, "b", "deep", Spec{Kind: Participant, ParticipantID: "p05"}, nil, "", deep, nil)
+	// Ten changes among ranks 20..40: nobody above rank 20 moves.
+	for i := 20; i < 30; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i-10), 1)
+	}
+	f.hub.Flush(ctx)
+	if n := len(top.all()); n != 2 {
+		t.Fatalf("top-3 got %d frames, want subscribed+snapshot only", n)
+	}
+	if n := len(deep.all()); n != 2 {
+		t.Fatalf("p05 got %d frames, want none after its snapshot", n)
+	}
+	// Five changes at the top in one window: one update.
+	for i := 0; i < 5; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", 40+i), uint64(2000+i), 1)
+	}
+	f.hub.Flush(ctx)
+	frames := top.all()
+	if len(frames) != 3 || frames[2]["type"] != "update" {
+		t.Fatalf("top-3 frames %v, want exactly one update", frames)
+	}
+	if num(frames[2]["version"]) != 65 || num(frames[2]["prev_version"]) != 50 {
+		t.Fatalf("update versions %v", frames[2])
+	}
+	// A flush with no change sends nothing.
+	f.hub.Flush(ctx)
+	if len(top.all()) != 3 {
+		t.Fatal("a flush without changes sent a frame")
+	}
+}
+
+// TestResume: a subscriber that comes back with since_version inside the
+// history gets one catch-up update and ends equal to the store; one whose
+// version is older than the history, or of another epoch, gets a snapshot.
+func TestResume(t *testing.T) {
+	f := newFixture(t, 10*time.Second)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "r", store.BoardOptions{})
+	for i := 0; i < 20; i++ {
+		f.submit(t, "r", fmt.Sprint("p", i), uint64(i), 0)
+	}
+	specs := []Spec{{Kind: Top, Limit: 5}, {Kind: Participant, ParticipantID: "p7"}, {Kind: Around, ParticipantID: "p7", Radius: 2}}
+	for _, spec := range specs {
+		first := &recorder{}
+		sub, err := f.hub.Subscribe(ctx, "r", "x", spec, nil, "", first, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		since := uint64(num(first.all()[1]["version"]))
+		f.hub.Unsubscribe(sub)
+		// Changes while away: p7 climbs, others move.
+		f.submit(t, "r", "p7", 100+since, 1)
+		f.submit(t, "r", "p1", 200+since, 1)
+		f.hub.Flush(ctx)
+		again := &recorder{}
+		if _, err := f.hub.Subscribe(ctx, "r", "x", spec, &since, "ep", again, nil); err != nil {
+			t.Fatal(err)
+		}
+		frames := append(first.all(), again.all()[1:]...) // the client's view: old frames, then the catch-up
+		if again.all()[1]["type"] != "update" || uint64(num(again.all()[1]["prev_version"])) != since {
+			t.Fatalf("%v: resume gave %v, want an update from %d", spec, again.all()[1], since)
+		}
+		v := apply(t, frames, "x")
+		wantList, wantPart := expected(t, f.st, "r", spec)
+		if spec.Kind == Participant {
+			if v.part == nil || *v.part != *wantPart {
+				t.Fatalf("%v: participant %v, want %v", spec, v.part, wantPart)
+			}
+		} else if !slices.Equal(v.list(), wantList) {
+			t.Fatalf("%v: after resume %v, want %v", spec, v.list(), wantList)
+		}
+	}
+	// Another epoch, or a version before the history: snapshot.
+	zero := uint64(0)
+	for _, epoch := range []string{"other", "ep"} {
+		if epoch == "ep" {
+			f.now = f.now.Add(time.Minute) // history ages out
+			f.submit(t, "r", "p2", 999, 2)
+			f.hub.Flush(ctx)
+		}
+		rec := &recorder{}
+		f.hub.Subscribe(ctx, "r", "y", Spec{Kind: Top, Limit: 5}, &zero, epoch, rec, nil)
+		if rec.all()[1]["type"] != "snapshot" {
+			t.Fatalf("epoch %s, since 0: got %v, want a snapshot", epoch, rec.all()[1])
+		}
+	}
+}
+
+// TestSlowSubscriberIsDropped: a sink that refuses frames is taken off the
+// segment and told through onDrop; the others keep receiving.
+func TestSlowSubscriberIsDropped(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "s", store.BoardOptions{})
+	f.submit(t, "s", "a", 1, 0)
+	slow, fast := &recorder{limit: 3}, &recorder{}
+	var dropped []*Subscription
+	f.hub.Subscribe(ctx, "s", "slow", Spec{Kind: Top, Limit: 10}, nil, "", slow, func(s *Subscription) { dropped = append(dropped, s) })
+	f.hub.Subscribe(ctx, "s", "fast", Spec{Kind: Top, Limit: 10}, nil, "", fast, nil)
+	for i := 0; i < 5; i++ {
+		f.submit(t, "s", fmt.Sprint("q", i), uint64(10+i), 0)
+		f.hub.Flush(ctx)
+	}
+	if len(dropped) != 1 || dropped[0].ID != "slow" {
+		t.Fatalf("dropped %v, want the slow subscription once", dropped)
+	}
+	if n := len(fast.all()); n != 7 {
+		t.Fatalf("fast subscriber got %d frames, want 7", n)
+	}
+	v := apply(t, fast.all(), "fast")
+	want, _ := expected(t, f.st, "s", Spec{Kind: Top, Limit: 10})
+	if !slices.Equal(v.list(), want) {
+		t.Fatalf("fast subscriber %v, want %v", v.list(), want)
+	}
+}
+
+func TestStatusReachesEachConnectionOnce(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "st", store.BoardOptions{})
+	conn := &recorder{}
+	f.hub.Subscribe(ctx, "st", "a", Spec{Kind: Top, Limit: 3}, nil, "", conn, nil)
+	f.hub.Subscribe(ctx, "st", "b", Spec{Kind: Top, Limit: 4}, nil, "", conn, nil)
+	f.hub.Status("st", "paused", 0)
+	var statuses int
+	for _, fr := range conn.all() {
+		if fr["type"] == "status" {
+			statuses++
+			if fr["status"] != "paused" {
+				t.Fatalf("status frame %v", fr)
+			}
+		}
+	}
+	if statuses != 1 {
+		t.Fatalf("%d status frames on one connection, want 1", statuses)
+	}
+}
+
+func TestSubscribeUnknownBoard(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	if _, err := f.hub.Subscribe(context.Background(), "nope", "a", Spec{Kind: Top, Limit: 1}, nil, "", &recorder{}, nil); err != ErrNotFound {
+		t.Fatalf("err %v, want ErrNotFound", err)
+	}
+}
+
+// TestScoreChangeInPlace: a participant whose score changes but whose rank
+// does not still appears in the update.
+func TestScoreChangeInPlace(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "c", store.BoardOptions{})
+	f.submit(t, "c", "a", 100, 0)
+	f.submit(t, "c", "b", 50, 0)
+	rec := &recorder{}
+	f.hub.Subscribe(ctx, "c", "t", Spec{Kind: Top, Limit: 2}, nil, "", rec, nil)
+	f.hub.Subscribe(ctx, "c", "p", Spec{Kind: Participant, ParticipantID: "a"}, nil, "", rec, nil)
+	f.submit(t, "c", "a", 120, 1) // still first
+	f.hub.Flush(ctx)
+	frames := rec.all()
+	vt, vp := apply(t, frames, "t"), apply(t, frames, "p")
+	if got := vt.entries[1]; got.Score != 120 || got.ParticipantID != "a" {
+		t.Fatalf("top window rank 1 = %+v, want a with 120", got)
+	}
+	if vp.part == nil || vp.part.Score != 120 || vp.part.Rank != 1 {
+		t.Fatalf("participant = %+v, want rank 1 score 120", vp.part)
+	}
+}
