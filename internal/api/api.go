@@ -34,6 +34,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Totals reports leaderboards and participants held, for /metrics; optional.
 	Totals func() (boards, participants int64)
+	// Live serves the live-update routes (WebSocket, SSE, long poll); without
+	// it they answer 503.
+	Live Live
+	// Collectors are extra metrics for /metrics (fan-out, gateway).
+	Collectors []prometheus.Collector
+}
+
+// Live is what the live-update routes need from the gateway.
+type Live interface {
+	ServeWebSocket(w http.ResponseWriter, r *http.Request, board string) error
+	ServeSSE(w http.ResponseWriter, r *http.Request, board string) error
+	ServeLongPoll(w http.ResponseWriter, r *http.Request, board string) error
 }
 
 // API serves the HTTP API. Create it with New.
@@ -63,6 +75,7 @@ func New(svc *board.Service, opts Options) *API {
 	}
 	a.metrics = newMetrics(a.registry, svc, opts.Totals)
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(opts.Collectors...)
 	a.register()
 	return a
 }
@@ -96,6 +109,9 @@ func (a *API) register() {
 		{"POST", "/v1/leaderboards/{id}/scores:batch", a.submitBatch},
 		{"GET", "/v1/leaderboards/{id}/rankings", a.rankings},
 		{"GET", "/v1/leaderboards/{id}/participants/{pid}", a.participant},
+		{"GET", "/v1/leaderboards/{id}/subscribe", a.live(Live.ServeWebSocket)},
+		{"GET", "/v1/leaderboards/{id}/stream", a.live(Live.ServeSSE)},
+		{"GET", "/v1/leaderboards/{id}/updates", a.live(Live.ServeLongPoll)},
 	}
 	methods := map[string][]string{}
 	var paths []string
@@ -141,6 +157,7 @@ var statusOf = map[string]int{
 	board.CodeRateLimited:          http.StatusTooManyRequests,
 	board.CodeUnavailable:          http.StatusServiceUnavailable,
 	codeBodyTooLarge:               http.StatusRequestEntityTooLarge,
+	"permission_denied":            http.StatusForbidden,
 }
 
 const codeBodyTooLarge = "body_too_large"
@@ -220,4 +237,19 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 		return nil, board.Invalid("the request body could not be read: " + err.Error())
 	}
 	return b, nil
+}
+
+// live adapts a gateway method to a route: the leaderboard id is validated
+// here, everything else is the gateway's.
+func (a *API) live(serve func(Live, http.ResponseWriter, *http.Request, string) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r, "id", "leaderboard id")
+		if err != nil {
+			return err
+		}
+		if a.opts.Live == nil {
+			return &board.Error{Code: board.CodeUnavailable, Message: "live updates are not enabled on this server", RetryAfter: time.Minute}
+		}
+		return serve(a.opts.Live, w, r, id)
+	}
 }

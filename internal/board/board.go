@@ -58,6 +58,7 @@ type meta struct {
 	config        json.RawMessage
 	paused        bool
 	completed     bool
+	notified      Status // the status last announced through OnStatus
 }
 
 // status is the effective status at now: completion by ends_at and the start
@@ -83,13 +84,17 @@ type Options struct {
 	SubmitBurst int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnStatus is told every change of a leaderboard's status (to reach live
+	// viewers), with the leaderboard's version at that moment; optional.
+	OnStatus func(board string, status Status, version uint64)
 }
 
 // Service manages leaderboards over a ranking store.
 type Service struct {
-	store   store.Store
-	now     func() time.Time
-	limiter *ratelimit.Limiter
+	store    store.Store
+	now      func() time.Time
+	limiter  *ratelimit.Limiter
+	onStatus func(string, Status, uint64)
 
 	mu     sync.RWMutex
 	boards map[string]*meta
@@ -100,8 +105,9 @@ func New(st store.Store, opts Options) *Service {
 	s := &Service{
 		store:   st,
 		now:     opts.Now,
-		limiter: ratelimit.New(opts.SubmitRate, opts.SubmitBurst),
-		boards:  make(map[string]*meta),
+		limiter:  ratelimit.New(opts.SubmitRate, opts.SubmitBurst),
+		onStatus: opts.OnStatus,
+		boards:   make(map[string]*meta),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -160,6 +166,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 		startsAt: req.StartsAt, endsAt: req.EndsAt, createdAt: now,
 		maxScore: req.MaxScore, config: slices.Clone(req.Config),
 	}
+	m.notified = m.status(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.boards[m.id]; ok {
@@ -300,7 +307,37 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	}
 	c := *m
 	s.mu.Unlock()
+	s.announce(ctx, c.id)
 	return s.Get(ctx, c.id)
+}
+
+// announce tells OnStatus when a leaderboard's status differs from the one
+// last announced.
+func (s *Service) announce(ctx context.Context, id string) {
+	if s.onStatus == nil {
+		return
+	}
+	now := s.now()
+	s.mu.Lock()
+	m, ok := s.boards[id]
+	var st Status
+	if ok {
+		st = m.status(now)
+		if st == m.notified {
+			ok = false
+		} else {
+			m.notified = st
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	var version uint64
+	if stats, err := s.store.Stats(ctx, id); err == nil {
+		version = stats.Version
+	}
+	s.onStatus(id, st, version)
 }
 
 // Finalize completes a leaderboard: the store seals it first, so every
@@ -325,6 +362,7 @@ func (s *Service) complete(ctx context.Context, id string) error {
 		m.completed = true
 	}
 	s.mu.Unlock()
+	s.announce(ctx, id)
 	return nil
 }
 
@@ -332,16 +370,22 @@ func (s *Service) complete(ctx context.Context, id string) error {
 // limit buckets that are full again. Run it every second or so.
 func (s *Service) Sweep(ctx context.Context) {
 	now := s.now()
-	var due []string
+	var due, changed []string
 	s.mu.RLock()
 	for id, m := range s.boards {
-		if !m.completed && m.status(now) == Completed {
+		st := m.status(now)
+		if !m.completed && st == Completed {
 			due = append(due, id)
+		} else if st != m.notified {
+			changed = append(changed, id) // e.g. scheduled -> active at starts_at
 		}
 	}
 	s.mu.RUnlock()
 	for _, id := range due {
 		_ = s.complete(ctx, id) // a failure is retried at the next sweep
+	}
+	for _, id := range changed {
+		s.announce(ctx, id)
 	}
 	s.limiter.Sweep(now)
 }

@@ -203,6 +203,20 @@ func (h *Hub) boardHub(id string) *boardHub {
 // ErrNotFound is returned by Subscribe for a leaderboard that does not exist.
 var ErrNotFound = errors.New("leaderboard not found")
 
+// Exists reports whether a leaderboard exists (ErrNotFound when it does not).
+func (h *Hub) Exists(ctx context.Context, board string) error {
+	_, err := h.src.Stats(ctx, board)
+	return mapErr(err)
+}
+
+// Dropped reports whether the hub took this subscription off its segment
+// because its sink refused a frame.
+func (s *Subscription) Dropped() bool {
+	s.board.mu.Lock()
+	defer s.board.mu.Unlock()
+	return s.dropped
+}
+
 // Subscribe adds a subscriber and sends it `subscribed` and then a snapshot,
 // or, when since names a version this process still has the history for, one
 // update from that version. onDrop is called (outside hub locks) when the sink

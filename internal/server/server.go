@@ -11,12 +11,35 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/lbhq/leaderboard/internal/api"
 	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/gateway"
+	"github.com/lbhq/leaderboard/internal/store"
 	"github.com/lbhq/leaderboard/internal/store/memory"
 )
+
+// hubSink forwards the store's events to the hub once it exists.
+type hubSink struct{ hub *fanout.Hub }
+
+func (s *hubSink) Publish(e store.Event) {
+	if s.hub != nil {
+		s.hub.Publish(e)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // Config is everything `leaderboard serve` takes. Each field is a flag (see
 // Flags) and an environment variable LEADERBOARD_<FLAG>.
@@ -33,6 +56,15 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	SweepInterval     time.Duration
 	PprofAddr         string
+
+	FlushInterval    time.Duration
+	History          time.Duration
+	PingInterval     time.Duration
+	HeartbeatTimeout time.Duration
+	MaxConnections   int
+	MaxSubscriptions int
+	SendQueue        int
+	AllowedOrigins   string
 }
 
 // Flags registers the configuration's flags on fs, with their defaults.
@@ -49,6 +81,14 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often leaderboards past ends_at are completed and idle rate-limit buckets dropped")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "if set, serve Go's net/http/pprof profiles on this separate address (keep it private)")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "live updates: coalescing window; at most one update per subscription per window")
+	fs.DurationVar(&c.History, "history", 60*time.Second, "live updates: how far back a resume with since_version is served by one catch-up update")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "live updates: how often the server pings each WebSocket (and comments each SSE stream)")
+	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "live updates: close a WebSocket from which nothing arrived for this long")
+	fs.IntVar(&c.MaxConnections, "max-connections", 18000, "live updates: WebSocket connections accepted; past it the upgrade gets 503 + Retry-After")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
+	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
 }
 
 // DefaultConfig returns the configuration with every flag at its default.
@@ -63,13 +103,28 @@ func DefaultConfig() Config {
 // ready, when not nil, is called with the listening address once requests can
 // be served.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	st := memory.New(memory.Options{})
-	svc := board.New(st, board.Options{SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst})
+	// The store publishes every change to the fan-out hub, which reads windows
+	// back from the store: the hub is created first and handed the store after.
+	sink := &hubSink{}
+	st := memory.New(memory.Options{Sink: sink})
+	hub := fanout.New(st, fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: log})
+	sink.hub = hub
+	gw := gateway.New(hub, gateway.Options{
+		PingInterval: cfg.PingInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
+		MaxConnections: cfg.MaxConnections, MaxSubscriptions: cfg.MaxSubscriptions, SendQueue: cfg.SendQueue,
+		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
+	})
+	svc := board.New(st, board.Options{
+		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
+		OnStatus: func(id string, status board.Status, version uint64) { hub.Status(id, string(status), version) },
+	})
 	a := api.New(svc, api.Options{
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		Logger:            log,
 		Totals:            st.Totals,
+		Live:              gw,
+		Collectors:        liveCollectors(hub, gw),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -88,6 +143,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
+	go hub.Run(sweepCtx)
+	go gw.Run(sweepCtx)
 	go func() {
 		t := time.NewTicker(cfg.SweepInterval)
 		defer t.Stop()
@@ -117,6 +174,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	a.SetDraining()
+	gw.Shutdown() // live connections are hijacked: http.Server.Shutdown does not see them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -1,0 +1,236 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/fanout"
+)
+
+// wsConn is one WebSocket connection. It is the fan-out Sink of all its
+// subscriptions: frames go to gws's asynchronous writer, and queued counts
+// what is still waiting there. Past SendQueue the connection is slow: its
+// subscriptions leave the hot path (the hub stops handing it frames), each gets
+// a resync, and once the queue has drained they are subscribed again.
+type wsConn struct {
+	g      *Gateway
+	ws     *gws.Conn
+	board  string
+	queued atomic.Int32
+
+	mu      sync.Mutex
+	subs    map[string]*wsSub // by the client's id
+	waiting bool              // some subscriptions wait for the queue to drain
+	closed  bool
+}
+
+type wsSub struct {
+	id    string
+	spec  fanout.Spec
+	sub   *fanout.Subscription // nil while dropped
+	ready bool                 // false after a drop, until resubscribed
+}
+
+// Send implements fanout.Sink.
+func (c *wsConn) Send(f fanout.Frame) bool {
+	if c.queued.Load() >= int32(c.g.opts.SendQueue) {
+		return false
+	}
+	c.write(f)
+	return true
+}
+
+// write queues a frame regardless of the limit (resync notices, errors).
+func (c *wsConn) write(f fanout.Frame) {
+	if c.queued.Add(1) == 1 {
+		// A write blocked this long means a dead or stuck peer: the write fails
+		// and the connection closes. Renewed whenever the queue restarts.
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
+	}
+	c.ws.WritevAsync(gws.OpcodeText, [][]byte{f.Prefix, f.Body}, c.written)
+}
+
+func (c *wsConn) written(err error) {
+	if err != nil {
+		_ = c.ws.NetConn().Close()
+	}
+	if c.queued.Add(-1) == 0 {
+		c.mu.Lock()
+		resume := c.waiting && !c.closed
+		c.waiting = false
+		c.mu.Unlock()
+		if resume {
+			go c.resubscribe()
+		}
+	}
+}
+
+// onDrop is the fan-out's callback for a subscription it took off the hot path.
+func (c *wsConn) onDrop(s *fanout.Subscription) {
+	c.mu.Lock()
+	ws := c.subs[s.ID]
+	if ws == nil || ws.sub != s || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	ws.sub, ws.ready = nil, false
+	c.waiting = true
+	c.mu.Unlock()
+	c.g.stats.resyncs.Add(1)
+	c.write(fanout.ResyncFrame(s.ID, "slow_consumer"))
+}
+
+// resubscribe gives every dropped subscription a fresh snapshot.
+func (c *wsConn) resubscribe() {
+	c.mu.Lock()
+	var todo []*wsSub
+	for _, s := range c.subs {
+		if !s.ready {
+			todo = append(todo, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range todo {
+		c.subscribe(s.id, s.spec, nil, "")
+	}
+}
+
+// subscribe (re)creates subscription id.
+func (c *wsConn) subscribe(id string, spec fanout.Spec, since *uint64, epoch string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	old := c.subs[id]
+	if old == nil && len(c.subs) >= c.g.opts.MaxSubscriptions {
+		c.mu.Unlock()
+		c.write(fanout.ErrorFrame(id, "too_many_subscriptions", "at most "+strconv.Itoa(c.g.opts.MaxSubscriptions)+" subscriptions per connection"))
+		return
+	}
+	entry := &wsSub{id: id, spec: spec}
+	c.subs[id] = entry
+	c.mu.Unlock()
+	if old != nil && old.sub != nil {
+		c.g.hub.Unsubscribe(old.sub)
+	}
+	sub, err := c.g.hub.Subscribe(context.Background(), c.board, id, spec, since, epoch, c, c.onDrop)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.subs[id] == entry {
+			delete(c.subs, id)
+		}
+		code, msg := board.CodeUnavailable, err.Error()
+		if errors.Is(err, fanout.ErrNotFound) {
+			code, msg = board.CodeLeaderboardNotFound, "leaderboard \""+c.board+"\" does not exist"
+		}
+		c.write(fanout.ErrorFrame(id, code, msg))
+		return
+	}
+	if c.closed || c.subs[id] != entry {
+		// Closed or replaced while subscribing.
+		go c.g.hub.Unsubscribe(sub)
+		return
+	}
+	if sub.Dropped() { // the queue was full already: resync once it drains
+		c.waiting = true
+		c.g.stats.resyncs.Add(1)
+		c.write(fanout.ResyncFrame(id, "slow_consumer"))
+		return
+	}
+	entry.sub, entry.ready = sub, true
+}
+
+func (c *wsConn) unsubscribe(id string) {
+	c.mu.Lock()
+	s := c.subs[id]
+	delete(c.subs, id)
+	c.mu.Unlock()
+	if s != nil && s.sub != nil {
+		c.g.hub.Unsubscribe(s.sub)
+	}
+}
+
+func (c *wsConn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	subs := c.subs
+	c.subs = map[string]*wsSub{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		if s.sub != nil {
+			c.g.hub.Unsubscribe(s.sub)
+		}
+	}
+	c.g.mu.Lock()
+	delete(c.g.conns, c)
+	c.g.mu.Unlock()
+	c.g.count.Add(-1)
+}
+
+// events routes gws callbacks to the connection.
+type events struct{ g *Gateway }
+
+func conn(socket *gws.Conn) *wsConn {
+	v, _ := socket.Session().Load("c")
+	c, _ := v.(*wsConn)
+	return c
+}
+
+func (e *events) OnOpen(socket *gws.Conn) {}
+
+func (e *events) OnClose(socket *gws.Conn, err error) {
+	if c := conn(socket); c != nil {
+		c.close()
+	}
+}
+
+func (e *events) alive(socket *gws.Conn) {
+	_ = socket.SetReadDeadline(time.Now().Add(e.g.opts.HeartbeatTimeout))
+}
+
+func (e *events) OnPing(socket *gws.Conn, payload []byte) {
+	e.alive(socket)
+	socket.WriteAsync(gws.OpcodePong, payload, nil)
+}
+
+func (e *events) OnPong(socket *gws.Conn, payload []byte) { e.alive(socket) }
+
+func (e *events) OnMessage(socket *gws.Conn, message *gws.Message) {
+	defer message.Close()
+	e.alive(socket)
+	c := conn(socket)
+	if c == nil {
+		return
+	}
+	m, spec, err := decodeClientMessage(message.Bytes())
+	if err != nil {
+		var be *board.Error
+		code, msg := board.CodeInvalidArgument, err.Error()
+		if errors.As(err, &be) {
+			code, msg = be.Code, be.Message
+		}
+		c.write(fanout.ErrorFrame(m.ID, code, msg))
+		return
+	}
+	switch m.Type {
+	case "ping":
+		c.write(fanout.PongFrame)
+	case "unsubscribe":
+		c.unsubscribe(m.ID)
+	case "subscribe":
+		c.subscribe(m.ID, spec, m.SinceVersion, m.Epoch)
+	}
+}
