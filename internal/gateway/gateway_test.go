@@ -560,3 +560,5 @@ func (p *poller) settle(t *testing.T) {
 	}
 	t.Fatal("long poll never settled")
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,312 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/lbhq/leaderboard/internal/server"
+)
+
+func firstOfType(msgs []map[string]any, typ, id string) map[string]any {
+	for _, m := range msgs {
+		if m["type"] == typ && (id == "" || m["id"] == id) {
+			return m
+		}
+	}
+	return nil
+}
+
+// TestResumeAfterDisconnect: a viewer that drops and resubscribes with
+// since_version and epoch gets one update from that version, and its window
+// ends equal to REST with no gap or duplicate; a version older than the
+// history gets a snapshot.
+func TestResumeAfterDisconnect(t *testing.T) {
+	addr := startServer(t, func(c *server.Config) { c.History = 2 * time.Second })
+	seed(t, addr, "rs")
+	c1, _, err := dial(t, addr, "rs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.send(t, `{"type":"subscribe","id":"top","kind":"top","limit":10}`)
+	waitFor(t, "snapshot", func() bool { return firstOfType(c1.all(), "snapshot", "top") != nil })
+	submitRandom(t, addr, "rs", 2, 30)
+	time.Sleep(100 * time.Millisecond)
+	c1.conn.NetConn().Close() // forced disconnect
+	before := c1.all()
+	last := replay(t, before, "top")
+	epoch := firstOfType(before, "subscribed", "top")["epoch"].(string)
+
+	submitRandom(t, addr, "rs", 2, 30) // changes while away
+	c2, _, err := dial(t, addr, "rs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.send(t, fmt.Sprintf(`{"type":"subscribe","id":"top","kind":"top","limit":10,"since_version":%d,"epoch":%q}`, last.version, epoch))
+	waitFor(t, "catch-up", func() bool { return len(c2.all()) >= 2 })
+	catchUp := c2.all()[1]
+	if catchUp["type"] != "update" || num(catchUp["prev_version"]) != last.version {
+		t.Fatalf("resume answer %v, want an update from %d", catchUp, last.version)
+	}
+	time.Sleep(100 * time.Millisecond)
+	w := replay(t, append(before, c2.all()...), "top")
+	want, _ := restWindow(t, addr, "rs", "top", 10, "")
+	if got := w.list(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("after resume %v, REST %v", got, want)
+	}
+
+	// Beyond the history: a snapshot.
+	time.Sleep(2500 * time.Millisecond)
+	submitRandom(t, addr, "rs", 1, 5)
+	time.Sleep(100 * time.Millisecond)
+	c3, _, _ := dial(t, addr, "rs", nil)
+	c3.send(t, fmt.Sprintf(`{"type":"subscribe","id":"top","kind":"top","limit":10,"since_version":%d,"epoch":%q}`, last.version, epoch))
+	waitFor(t, "answer", func() bool { return len(c3.all()) >= 2 })
+	if typ := c3.all()[1]["type"]; typ != "snapshot" {
+		t.Fatalf("resume from before the history: %v, want a snapshot", typ)
+	}
+	// Another epoch: a snapshot too.
+	c3.send(t, `{"type":"subscribe","id":"e","kind":"top","limit":3,"since_version":1,"epoch":"another-life"}`)
+	waitFor(t, "answer", func() bool { return firstOfType(c3.all(), "snapshot", "e") != nil })
+}
+
+// smallBufferDialer makes a client socket with a tiny receive buffer, so that a
+// client that stops reading backs the server up quickly.
+func smallBufferDialer() (gws.Dialer, error) {
+	return &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}, nil
+}
+
+// TestSlowReaderResyncs: a viewer that stops reading is told to resync and
+// taken off the hot path, while another viewer keeps getting every update;
+// when the slow one reads again it gets a fresh snapshot and converges.
+func TestSlowReaderResyncs(t *testing.T) {
+	addr := startServer(t, func(c *server.Config) { c.SendQueue = 4 })
+	seed(t, addr, "slow")
+	for i := 30; i < 1000; i++ { // a big window makes big frames
+		post(t, "http://"+addr+"/v1/leaderboards/slow/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
+	}
+	slow := &wsClient{closed: make(chan error, 1), pause: make(chan struct{})}
+	conn, _, err := gws.NewClient(slow, &gws.ClientOption{Addr: "ws://" + addr + "/v1/leaderboards/slow/subscribe", NewDialer: smallBufferDialer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.conn = conn
+	go conn.ReadLoop()
+	defer conn.NetConn().Close()
+	slow.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
+	fast, _, err := dial(t, addr, "slow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
+
+	// Everyone's score changes, flush after flush, until the server reports a resync.
+	deadline := time.Now().Add(20 * time.Second)
+	for round := 0; ; round++ {
+		var items []string
+		for i := 0; i < 1000; i += 2 {
+			items = append(items, fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, 5000+round*1000+i))
+		}
+		post(t, "http://"+addr+"/v1/leaderboards/slow/scores:batch", `{"scores":[`+strings.Join(items, ",")+`]}`)
+		time.Sleep(25 * time.Millisecond)
+		if strings.Contains(metrics(t, addr), "leaderboard_live_resyncs_total 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow reader was never told to resync")
+		}
+	}
+	// The fast viewer was not held back: its window is current.
+	time.Sleep(100 * time.Millisecond)
+	want, _ := restWindow(t, addr, "slow", "top", 1000, "")
+	if got := replay(t, fast.all(), "big").list(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatal("the fast viewer fell behind while another viewer was slow")
+	}
+	close(slow.pause) // read again: resync, then a fresh snapshot, then current
+	waitFor(t, "resync and snapshot", func() bool {
+		msgs := slow.all()
+		for i, m := range msgs {
+			if m["type"] == "resync" {
+				return firstOfType(msgs[i:], "snapshot", "big") != nil
+			}
+		}
+		return false
+	})
+	time.Sleep(100 * time.Millisecond)
+	if got := replay(t, slow.all(), "big").list(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatal("the slow viewer did not converge after its resync")
+	}
+}
+
+func metrics(t *testing.T, addr string) string {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := res.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+// TestLimitsAndBadMessages: each gets the documented error and the server
+// keeps serving the others.
+func TestLimitsAndBadMessages(t *testing.T) {
+	addr := startServer(t, func(c *server.Config) {
+		c.MaxConnections, c.MaxSubscriptions = 2, 2
+		c.AllowedOrigins = "https://good.example"
+	})
+	seed(t, addr, "lim")
+	c, _, err := dial(t, addr, "lim", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{
+		`{"type":"subscribe",`,                                    // malformed JSON
+		`{"type":"shout","id":"x"}`,                               // unknown type
+		`{"type":"subscribe","id":"k","kind":"bottom"}`,           // unknown kind
+		`{"type":"subscribe","id":"l","kind":"top","limit":5000}`, // bad limit
+		`{"type":"subscribe","id":"bad id","kind":"top"}`,         // bad id
+		`{"type":"subscribe","id":"p","kind":"participant"}`,      // missing participant
+		`{"type":"subscribe","id":"s1","kind":"top","limit":1}`,   // ok
+		`{"type":"subscribe","id":"s2","kind":"top","limit":2}`,   // ok
+		`{"type":"subscribe","id":"s3","kind":"top","limit":3}`,   // one too many
+		`{"type":"ping"}`, // pong
+		`{"type":"subscribe","id":"s2","kind":"top","limit":4}`, // replaces s2: allowed
+	} {
+		c.send(t, msg)
+	}
+	waitFor(t, "answers", func() bool {
+		return firstOfType(c.all(), "pong", "") != nil && firstOfType(c.all(), "error", "s3") != nil
+	})
+	time.Sleep(50 * time.Millisecond)
+	msgs := c.all()
+	codes := map[string]string{}
+	for _, m := range msgs {
+		if m["type"] == "error" {
+			id, _ := m["id"].(string)
+			codes[id+"|"+m["code"].(string)] = m["message"].(string)
+		}
+	}
+	for _, want := range []string{"|invalid_argument", "x|invalid_argument", "k|invalid_argument", "l|invalid_argument", "p|invalid_argument", "s3|too_many_subscriptions"} {
+		if _, ok := codes[want]; !ok {
+			t.Errorf("no error %s among %v", want, codes)
+		}
+	}
+	if firstOfType(msgs, "snapshot", "s1") == nil || firstOfType(msgs, "snapshot", "s2") == nil {
+		t.Fatal("valid subscriptions got no snapshot")
+	}
+
+	// Unknown leaderboard: 404 before the upgrade. Origin not allowed: 403.
+	_, res, err := dial(t, addr, "nope", nil)
+	if err == nil || res == nil || res.StatusCode != 404 {
+		t.Fatalf("unknown leaderboard: %v %v", res, err)
+	}
+	_, res, err = dial(t, addr, "lim", http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || res == nil || res.StatusCode != 403 {
+		t.Fatalf("bad origin: %v %v", res, err)
+	}
+	// Connection cap: the second connection is fine, the third gets 503 + Retry-After.
+	if _, _, err := dial(t, addr, "lim", http.Header{"Origin": {"https://good.example"}}); err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	_, res, err = dial(t, addr, "lim", nil)
+	if err == nil || res == nil || res.StatusCode != 503 || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the cap: %v %v", res, err)
+	}
+	// An oversized frame closes that connection with 1009; the other still works.
+	big := `{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`
+	c.send(t, big)
+	select {
+	case err := <-c.closed:
+		var ce *gws.CloseError
+		if !errors.As(err, &ce) || ce.Code != 1009 {
+			t.Fatalf("oversized frame closed with %v, want 1009", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("oversized frame did not close the connection")
+	}
+	post(t, "http://"+addr+"/v1/leaderboards/lim/scores", `{"participant_id":"zz","score":999999}`)
+	c2, _, err := dial(t, addr, "lim", nil) // the closed one freed a place
+	if err != nil {
+		t.Fatalf("after the close: %v", err)
+	}
+	c2.send(t, `{"type":"subscribe","id":"t","kind":"top","limit":1}`)
+	waitFor(t, "snapshot", func() bool { return firstOfType(c2.all(), "snapshot", "t") != nil })
+}
+
+// TestHeartbeatAndShutdown: a silent connection is closed after the heartbeat
+// timeout; on shutdown every connection gets 1001 going away.
+func TestHeartbeatAndShutdown(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.HeartbeatTimeout, cfg.PingInterval = "127.0.0.1:0", 300*time.Millisecond, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- server.Run(ctx, cfg, discard(), func(a string) { addrc <- a }) }()
+	addr := <-addrc
+	seed(t, addr, "hb")
+	silent, _, err := dial(t, addr, "hb", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-silent.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent connection was not closed")
+	}
+	talker, _, err := dial(t, addr, "hb", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	go func() { // keeps itself alive
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+				talker.conn.WriteString(`{"type":"ping"}`)
+			}
+		}
+	}()
+	time.Sleep(600 * time.Millisecond)
+	select {
+	case err := <-talker.closed:
+		t.Fatalf("an active connection was closed: %v", err)
+	default:
+	}
+	close(stop)
+	cancel()
+	select {
+	case err := <-talker.closed:
+		var ce *gws.CloseError
+		if !errors.As(err, &ce) || ce.Code != 1001 {
+			t.Fatalf("shutdown closed with %v, want 1001", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no going-away close on shutdown")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
