@@ -73,11 +73,15 @@ func appendParticipant(b []byte, e *store.Entry, prev *store.Entry, withPrev boo
 	return append(b, '}')
 }
 
-// listSnapshotBody: ,"version":V,"offset":O,"size":S,"entries":[...]}
-func listSnapshotBody(version uint64, s *listState) []byte {
+// listSnapshotBody: ,"version":V,"epoch":E,"offset":O,"size":S,"entries":[...]}
+// The epoch is in every snapshot so that SSE and long-poll clients, which get
+// no "subscribed" message, can resume.
+func listSnapshotBody(version uint64, epoch string, s *listState) []byte {
 	b := make([]byte, 0, 64+80*len(s.entries))
 	b = append(b, `,"version":`...)
 	b = wire.Uint(b, version)
+	b = append(b, `,"epoch":`...)
+	b = wire.ID(b, epoch)
 	b = append(b, `,"offset":`...)
 	b = wire.Int(b, s.offset)
 	b = append(b, `,"size":`...)
@@ -103,11 +107,13 @@ func listUpdateBody(prev, version uint64, s *listState, changes []store.Entry) [
 	return append(b, '}')
 }
 
-// participantSnapshotBody: ,"version":V,"participant":{...}|null}
-func participantSnapshotBody(version uint64, s *partState) []byte {
+// participantSnapshotBody: ,"version":V,"epoch":E,"participant":{...}|null}
+func participantSnapshotBody(version uint64, epoch string, s *partState) []byte {
 	b := make([]byte, 0, 160)
 	b = append(b, `,"version":`...)
 	b = wire.Uint(b, version)
+	b = append(b, `,"epoch":`...)
+	b = wire.ID(b, epoch)
 	b = append(b, `,"participant":`...)
 	b = appendParticipant(b, s.entry, nil, false)
 	return append(b, '}')

@@ -295,7 +295,7 @@ func (h *Hub) initial(bh *boardHub, seg *segment, sub *Subscription, since *uint
 		}
 	}
 	h.count(func(s *Stats) { s.Snapshots++ })
-	return Frame{Type: "snapshot", Version: seg.version, Prefix: sub.snapPrefix, Body: seg.snapshot()}
+	return Frame{Type: "snapshot", Version: seg.version, Prefix: sub.snapPrefix, Body: seg.snapshot(h.opts.Epoch)}
 }
 
 // changedSince returns the union of rank ranges changed after version since,
@@ -637,11 +637,11 @@ func diff(old, cur *listState) []store.Entry {
 }
 
 // snapshot encodes the segment's state as a snapshot body.
-func (s *segment) snapshot() []byte {
+func (s *segment) snapshot(epoch string) []byte {
 	if s.spec.Kind == Participant {
-		return participantSnapshotBody(s.version, &s.part)
+		return participantSnapshotBody(s.version, epoch, &s.part)
 	}
-	return listSnapshotBody(s.version, &s.list)
+	return listSnapshotBody(s.version, epoch, &s.list)
 }
 
 // catchUp encodes an update from version since to the segment's state, given

@@ -1,0 +1,267 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// streamClient is the configured HTTP client without its Timeout, which would
+// cut streams and long polls.
+func (cfg *config) streamClient() *http.Client {
+	hc := *cfg.http
+	hc.Timeout = 0
+	return &hc
+}
+
+// liveRequest builds a GET on a live route of the watched leaderboard.
+func (w *Watcher) liveRequest(ctx context.Context, route, query string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.c.path("v1", "leaderboards", w.board, route)+"?"+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	w.c.authorize(req.Header, &w.cfg)
+	req.Header.Set("Cache-Control", "no-cache")
+	return req, nil
+}
+
+// refusal reads an error answer on a live route: fatal, or the transport is
+// refused.
+func refusal(resp *http.Response) sessionResult {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := parseAPIError(resp.StatusCode, resp.Header, body)
+	if fatalHTTP(e) {
+		return sessionResult{fatal: e}
+	}
+	return sessionResult{refused: true, err: e}
+}
+
+// fetchEpoch reads the leaderboard's current epoch over REST, for the SSE
+// and long-poll transports, whose snapshots do not name their epoch (see
+// session.epoch). A fatal answer ends the watcher.
+func (w *Watcher) fetchEpoch(ctx context.Context) (string, *sessionResult) {
+	var p RankingPage
+	u := w.c.path("v1", "leaderboards", w.board, "rankings") + "?limit=1"
+	if err := w.c.doCfg(ctx, &w.cfg, http.MethodGet, u, nil, &p); err != nil {
+		var e *APIError
+		if errors.As(err, &e) && fatalHTTP(e) {
+			return "", &sessionResult{fatal: e}
+		}
+		return "", &sessionResult{err: err}
+	}
+	return p.Epoch, nil
+}
+
+// runSSE runs one Server-Sent Events stream until it ends.
+func (w *Watcher) runSSE(ctx context.Context) sessionResult {
+	epoch, bad := w.fetchEpoch(ctx)
+	if bad != nil {
+		return *bad
+	}
+	q := w.sub.query()
+	since, resumeEpoch, resume := w.resumePoint()
+	if resume {
+		q.Set("epoch", resumeEpoch)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, err := w.liveRequest(ctx, "stream", q.Encode())
+	if err != nil {
+		return sessionResult{fatal: err}
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if resume {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(since, 10))
+	}
+	watchdog := time.AfterFunc(w.cfg.readTimeout, cancel)
+	defer watchdog.Stop()
+	resp, err := w.cfg.streamClient().Do(req)
+	if err != nil {
+		return sessionResult{err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return refusal(resp)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		return sessionResult{refused: true, err: errors.New("leaderboard: stream answered with " + resp.Header.Get("Content-Type"))}
+	}
+	start := time.Now()
+	w.setTransport(TransportSSE)
+	res := sessionResult{connected: true}
+	defer func() { res.stable = time.Since(start) >= w.cfg.stableAfter() }()
+
+	s := session{epoch: epoch}
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	var event string
+	var data []byte
+	hasData := false
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		watchdog.Reset(w.cfg.readTimeout)
+		if len(line) == 0 { // blank line: dispatch the event
+			if hasData {
+				var m liveMsg
+				if json.Unmarshal(data, &m) == nil {
+					if m.Type == "" {
+						m.Type = event
+					}
+					switch act, err := w.apply(&s, &m); act {
+					case actResubscribe: // reconnect without Last-Event-ID
+						res.err = errors.New("leaderboard: broken update chain")
+						return res
+					case actFatal:
+						res.fatal = err
+						return res
+					case actReconnect:
+						res.err = err
+						return res
+					}
+				}
+			}
+			event, data, hasData = "", data[:0], false
+			continue
+		}
+		if line[0] == ':' { // comment (keep-alive)
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			event = string(value)
+		case "data":
+			if hasData {
+				data = append(data, '\n')
+			}
+			data, hasData = append(data, value...), true
+			if len(data) > 16<<20 {
+				res.err = errors.New("leaderboard: SSE event too large")
+				return res
+			}
+		}
+	}
+}
+
+// readLine reads one line of an event stream, without its end (LF or CRLF).
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if err == bufio.ErrBufferFull {
+			if len(line) > 16<<20 {
+				return nil, errors.New("leaderboard: SSE line too long")
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
+		return line, nil
+	}
+}
+
+// runLongPoll polls until a poll fails or ctx ends.
+func (w *Watcher) runLongPoll(ctx context.Context) sessionResult {
+	var res sessionResult
+	hc := w.cfg.streamClient()
+	for {
+		s := session{}
+		if w.needsEpoch() {
+			epoch, bad := w.fetchEpoch(ctx)
+			if bad != nil {
+				res.fatal, res.err = bad.fatal, bad.err
+				return res
+			}
+			s.epoch = epoch
+		}
+		q := w.sub.query()
+		if since, epoch, ok := w.resumePoint(); ok {
+			q.Set("since_version", strconv.FormatUint(since, 10))
+			q.Set("epoch", epoch)
+		}
+		q.Set("timeout_ms", strconv.FormatInt(w.cfg.pollTimeout.Milliseconds(), 10))
+		pctx, cancel := context.WithTimeout(ctx, w.cfg.pollTimeout+w.cfg.readTimeout)
+		m, err := w.poll(pctx, hc, q.Encode(), &res)
+		cancel()
+		if err != nil {
+			res.err = err
+			return res
+		}
+		if m == nil { // 204: nothing changed
+			continue
+		}
+		switch act, err := w.apply(&s, m); act {
+		case actFatal:
+			res.fatal = err
+			return res
+		case actReconnect:
+			res.err = err
+			return res
+		}
+		// actResubscribe: the chain broke and the state is marked fresh, so
+		// the next poll goes without since_version and gets a snapshot.
+	}
+}
+
+// poll sends one long poll and returns its message (nil for 204). An error
+// answer sets res.fatal or res.refused (when the route never answered before)
+// and is returned.
+func (w *Watcher) poll(ctx context.Context, hc *http.Client, query string, res *sessionResult) (*liveMsg, error) {
+	req, err := w.liveRequest(ctx, "updates", query)
+	if err != nil {
+		res.fatal = err
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return nil, err
+		}
+		var m liveMsg
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, err
+		}
+		w.pollAnswered(res)
+		return &m, nil
+	case http.StatusNoContent:
+		w.pollAnswered(res)
+		return nil, nil
+	}
+	r := refusal(resp)
+	if r.fatal != nil {
+		res.fatal = r.fatal
+		return nil, r.fatal
+	}
+	// A route that answered before and now refuses (503 while the server
+	// drains, say) is a passing error: back off and poll again.
+	res.refused = !res.connected
+	return nil, r.err
+}
+
+func (w *Watcher) pollAnswered(res *sessionResult) {
+	if !res.connected {
+		res.connected, res.stable = true, true
+		w.setTransport(TransportLongPoll)
+	}
+}
