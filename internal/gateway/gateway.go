@@ -90,7 +90,7 @@ func New(hub *fanout.Hub, opts Options) *Gateway {
 	}
 	g.upgrader = gws.NewUpgrader(&events{g}, &gws.ServerOption{
 		ReadMaxPayloadSize: MaxMessageBytes,
-		ReadBufferSize:     1024, // client messages are small; the default 4 KB per idle connection is waste
+		ReadBufferSize:     1024,  // client messages are small; the default 4 KB per idle connection is waste
 		CheckUtf8Enabled:   false, // frames are built ASCII; json decoding of client messages tolerates bad UTF-8
 		HandshakeTimeout:   5 * time.Second,
 		Recovery:           gws.Recovery,
