@@ -14,7 +14,7 @@ import (
 )
 
 // floorChildEnv makes this test binary act as the leaderboard command when floor mode
-// re-executes it as "bench floor-server".
+// re-executes it as "bench floor-server" (and the viewers mode as "bench viewers-child").
 const floorChildEnv = "BENCH_TEST_FLOOR_CHILD"
 
 func TestMain(m *testing.M) {

@@ -20,12 +20,13 @@ const envPrefix = "LEADERBOARD_BENCH"
 func envName(flagName string) string { return flagenv.Name(envPrefix, flagName) }
 
 var modeSummary = map[string]string{
-	ModeSubmit: "POST scores to /v1/leaderboards/{id}/scores (or scores:batch with --batch)",
-	ModeRead:   "seed participants through scores:batch, then GET top-100 rankings and participant lookups",
-	ModeFloor:  "the same client against a trivial net/http server in a child process: the HTTP floor",
+	ModeSubmit:  "POST scores to /v1/leaderboards/{id}/scores (or scores:batch with --batch)",
+	ModeRead:    "seed participants through scores:batch, then GET top-100 rankings and participant lookups",
+	ModeFloor:   "the same client against a trivial net/http server in a child process: the HTTP floor",
+	ModeViewers: "WebSocket viewers of one leaderboard while submitting: delay from a score's acknowledgement to each viewer",
 }
 
-var modeOrder = []string{ModeSubmit, ModeRead, ModeFloor}
+var modeOrder = []string{ModeSubmit, ModeRead, ModeFloor, ModeViewers}
 
 // options are the command-line settings: the run's Config plus what only the CLI needs.
 type options struct {
@@ -46,7 +47,11 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 	if mode != ModeFloor {
 		fs.StringVar(&c.URL, "url", c.URL, "base URL of the leaderboard service")
 	}
-	fs.Float64Var(&c.Rate, "rate", c.Rate, "target requests/s, open loop with latency measured from the intended send time;\n0 = closed loop, each connection sends back-to-back")
+	if mode == ModeViewers {
+		fs.Float64Var(&c.Rate, "rate", c.Rate, "submissions/s, open loop spread over --connections (markers included)")
+	} else {
+		fs.Float64Var(&c.Rate, "rate", c.Rate, "target requests/s, open loop with latency measured from the intended send time;\n0 = closed loop, each connection sends back-to-back")
+	}
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "measured duration")
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "load before the measured duration, not recorded")
 	fs.IntVar(&c.Connections, "connections", c.Connections, "keep-alive connections (one worker goroutine each)")
@@ -54,9 +59,11 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.jsonPath, "json", "", `write the JSON report to this file; "-" prints JSON on stdout instead of the text report`)
 	if mode != ModeFloor {
 		fs.StringVar(&c.Token, "token", c.Token, "sent as \"Authorization: Bearer <token>\" on every request")
+		fs.BoolVar(&c.Create, "create", c.Create, "create the leaderboards before the run (409 already_exists is fine)")
+	}
+	if mode == ModeSubmit || mode == ModeRead {
 		fs.IntVar(&c.Leaderboards, "leaderboards", c.Leaderboards, "number of leaderboards, ids <prefix>-0 .. <prefix>-<n-1>, each request picks one at random")
 		fs.StringVar(&c.Prefix, "prefix", c.Prefix, "leaderboard id prefix")
-		fs.BoolVar(&c.Create, "create", c.Create, "create the leaderboards before the run (409 already_exists is fine)")
 		fs.Uint64Var(&c.Seed, "seed", c.Seed, "random seed; 0 = from the clock (the report shows the seed used)")
 	}
 	switch mode {
@@ -69,6 +76,8 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 	case ModeFloor:
 		fs.StringVar(&c.Method, "method", c.Method, "GET, or POST with a submission-sized JSON body")
 		fs.IntVar(&c.BodyBytes, "body-bytes", c.BodyBytes, "response body size of the trivial server (0: {\"ok\":true}; a top-100 page is about 7000)")
+	case ModeViewers:
+		viewersFlags(fs, c)
 	}
 	fs.Usage = func() {
 		w := fs.Output()
@@ -127,7 +136,7 @@ Load tool for the leaderboard HTTP API.
 Modes:
 `)
 	for _, m := range modeOrder {
-		fmt.Fprintf(w, "  %-7s %s\n", m, modeSummary[m])
+		fmt.Fprintf(w, "  %-8s %s\n", m, modeSummary[m])
 	}
 	fmt.Fprintf(w, `
 With --rate > 0 the load is open loop: requests leave on a fixed schedule spread over the
@@ -153,6 +162,9 @@ Examples:
   leaderboard bench submit --batch 100 --connections 16 --json submit.json
   leaderboard bench read --top-ratio 0.5 --leaderboards 4 --rate 20000
   leaderboard bench floor --method POST --rate 10000
+  leaderboard bench viewers --viewers 1000 --mix top=8,participant=1,around=1 --rate 1000 --top-rate 100
+  leaderboard bench viewers --viewers 15000 --procs 2 --ramp 2000 --duration 30s --json viewers.json
+  leaderboard bench viewers --viewers 15000 --procs 2 --idle --duration 10s
 `)
 }
 
@@ -169,6 +181,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "floor-server":
 		return floorServerMain(args[1:], stdout, stderr)
+	case viewersChildMode:
+		return viewersChildMain(args[1:], stdout, stderr)
 	}
 
 	o, code, ok := parseArgs(args[0], args[1:], stderr)

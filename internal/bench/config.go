@@ -9,11 +9,12 @@ import (
 	"time"
 )
 
-// Modes that drive load. "floor-server" is a hidden helper mode, not a load mode.
+// Modes that drive load. "floor-server" and "viewers-child" are hidden helper modes, not load modes.
 const (
-	ModeSubmit = "submit"
-	ModeRead   = "read"
-	ModeFloor  = "floor"
+	ModeSubmit  = "submit"
+	ModeRead    = "read"
+	ModeFloor   = "floor"
+	ModeViewers = "viewers"
 )
 
 // maxBatch is the API's limit on items per scores:batch request.
@@ -22,7 +23,7 @@ const maxBatch = 1000
 // Config describes one run. Start from DefaultConfig: zero values are meaningful
 // (Rate 0 = closed loop, Warmup 0 = none, Batch 0 = single submissions, Create false).
 type Config struct {
-	Mode        string        // ModeSubmit, ModeRead or ModeFloor
+	Mode        string        // ModeSubmit, ModeRead, ModeFloor or ModeViewers
 	URL         string        // base URL of the service (ignored by floor, which starts its own server)
 	Rate        float64       // target requests/s in open loop; 0 = closed loop
 	Duration    time.Duration // measured window
@@ -37,7 +38,7 @@ type Config struct {
 	Prefix       string // leaderboard id prefix
 	Create       bool   // create the leaderboards first (409 already_exists is fine)
 
-	// submit
+	// submit and viewers
 	Participants int // participant ids "p%015d" drawn from [0, Participants)
 	Batch        int // >0: POST scores:batch with that many items per request
 
@@ -49,13 +50,26 @@ type Config struct {
 	Method    string // GET or POST
 	BodyBytes int    // floor: response body size (0: a 11-byte {"ok":true})
 
+	// viewers (see viewers.go)
+	Leaderboard string  // the one leaderboard watched and submitted to
+	Viewers     int     // WebSocket connections, one subscription each
+	Mix         string  // subscription kinds and weights: "top=8,participant=1,around=1"
+	TopLimit    int     // limit of top subscriptions
+	Radius      int     // radius of around subscriptions
+	SeedBoard   bool    // seed p0..p<Participants-1> through scores:batch when the board has fewer participants
+	TopRate     float64 // markers per second (part of Rate): submissions that land at rank 1
+	Ramp        float64 // viewer connections opened per second, all processes together; 0 = as fast as possible
+	SourceIPs   string  // local addresses viewer connections are spread over ("a..b" ranges, commas); "" = kernel's choice
+	Procs       int     // processes holding the viewers; > 1 re-executes this program as "bench viewers-child"
+	Idle        bool    // open and subscribe the viewers, submit nothing, measure the server's memory per connection
+
 	// Log receives progress lines (create, seeding, start); nil discards them.
 	Log io.Writer
 }
 
 // DefaultConfig returns the defaults the command line uses for mode.
 func DefaultConfig(mode string) Config {
-	return Config{
+	c := Config{
 		Mode:             mode,
 		URL:              "http://127.0.0.1:8080",
 		Duration:         10 * time.Second,
@@ -70,12 +84,30 @@ func DefaultConfig(mode string) Config {
 		TopRatio:         1.0,
 		Method:           "GET",
 	}
+	if mode == ModeViewers {
+		c.Rate = 1000
+		c.Duration = 30 * time.Second
+		c.Warmup = 3 * time.Second
+		c.Connections = 16
+		c.Participants = 100_000
+		c.Leaderboard = "bench-live"
+		c.Viewers = 1000
+		c.Mix = "top=1"
+		c.TopLimit = 100
+		c.Radius = 5
+		c.SeedBoard = true
+		c.TopRate = 100
+		c.Ramp = 2000
+		c.SourceIPs = "127.0.0.1..127.0.0.16"
+		c.Procs = 1
+	}
+	return c
 }
 
 // Validate reports the first problem with cfg; Main turns it into exit code 2.
 func (c Config) Validate() error {
 	switch c.Mode {
-	case ModeSubmit, ModeRead, ModeFloor:
+	case ModeSubmit, ModeRead, ModeFloor, ModeViewers:
 	default:
 		return fmt.Errorf("unknown mode %q", c.Mode)
 	}
@@ -107,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--url must look like http://host:port, not %q", c.URL)
+	}
+	if c.Mode == ModeViewers {
+		return c.validateViewers()
 	}
 	if c.Leaderboards < 1 {
 		return errors.New("--leaderboards must be >= 1")

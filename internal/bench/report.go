@@ -74,7 +74,101 @@ type Report struct {
 	// ServerCPUCores is only known for floor, where the server is our own child process.
 	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"`
 
+	// Viewers is the viewers mode's part: WebSocket viewers, delivery delay, frames, server cost.
+	Viewers *ViewersReport `json:"viewers,omitempty"`
+
 	Interrupted bool `json:"interrupted"`
+}
+
+// ViewersReport is what the viewers mode measured besides the submissions (which fill the
+// request fields of Report: requests, latency_ms of the acknowledgements, ops submit/marker).
+// MB are 10^6 bytes.
+type ViewersReport struct {
+	Leaderboard       string  `json:"leaderboard"`
+	Idle              bool    `json:"idle"`
+	Procs             int     `json:"procs"`
+	Mix               string  `json:"mix"`
+	TopLimit          int     `json:"top_limit"`
+	Radius            int     `json:"radius"`
+	Participants      int     `json:"participants"`
+	BoardParticipants int64   `json:"board_participants"` // total_participants when the run started
+	TopRate           float64 `json:"top_rate"`
+	Ramp              float64 `json:"ramp"`
+	SourceIPs         int     `json:"source_ips"`
+	MarkerBase        int64   `json:"marker_base"` // markers of this run are mk-<marker_base> and up
+
+	Viewers          int              `json:"viewers"` // asked for
+	Connected        int64            `json:"connected"`
+	ConnectFailures  int64            `json:"connect_failures"`
+	Subscribed       int64            `json:"subscribed"` // viewers that got their first snapshot
+	SubscribedByKind map[string]int64 `json:"subscribed_by_kind"`
+	Subscriptions    int64            `json:"subscriptions"` // "subscribed" confirmations, resubscriptions included
+	ConnectS         float64          `json:"connect_s"`     // time to connect and subscribe them all
+
+	// Markers were acknowledged inside the measured window (MarkersAcked: over the whole run).
+	Markers      int64   `json:"markers"`
+	MarkersPerS  float64 `json:"markers_per_s"`
+	MarkersAcked int64   `json:"markers_acked"`
+	// LatencyMS is the delay from a marker's acknowledgement (HTTP 200 at the submitter) to its first
+	// arrival at a viewer, over every viewer x marker observation of markers acknowledged in the window.
+	Observations int64                 `json:"observations"`
+	LatencyMS    Latency               `json:"latency_ms"`
+	Kinds        map[string]KindReport `json:"kinds"`
+	// TopSeenRatio = observations by top viewers / (top viewers x markers): 1 when every top viewer
+	// got every marker in an update.
+	TopSeenRatio float64 `json:"top_seen_ratio"`
+	// EarlyObservations arrived before the acknowledgement (recorded as 0); UnackedObservations are
+	// markers seen whose submission never got a 2xx (not recorded).
+	EarlyObservations   int64 `json:"early_observations"`
+	UnackedObservations int64 `json:"unacked_observations"`
+
+	// Frames and bytes received by the viewers inside the measured window.
+	Frames     int64   `json:"frames"`
+	FramesPerS float64 `json:"frames_per_s"`
+	Bytes      int64   `json:"bytes"`
+	MBPerS     float64 `json:"mb_per_s"`
+
+	Resyncs           int64 `json:"resyncs"`
+	Errors            int64 `json:"errors"`       // "error" messages
+	ChainBreaks       int64 `json:"chain_breaks"` // updates whose prev_version was not the last version applied
+	Disconnects       int64 `json:"disconnects"`  // connections closed during the run (each is reopened and resumed)
+	Reconnects        int64 `json:"reconnects"`
+	ReconnectFailures int64 `json:"reconnect_failures"`
+	// ErrorsTotal = connect failures + error messages + disconnects.
+	ErrorsTotal  int64    `json:"errors_total"`
+	ErrorSamples []string `json:"error_samples,omitempty"`
+
+	Server ServerLiveReport `json:"server"`
+}
+
+// KindReport is the share of one subscription kind.
+type KindReport struct {
+	Viewers      int64   `json:"viewers"`
+	Observations int64   `json:"observations"`
+	SeenRatio    float64 `json:"seen_ratio,omitempty"` // top only
+	LatencyMS    Latency `json:"latency_ms"`
+}
+
+// ServerLiveReport is the server's side, from its /metrics: counters over the measured window, and
+// memory from before the viewers connected to when they were all subscribed (--idle: to the end of
+// the hold), divided by the subscribed viewers. The memory figures are only meaningful for many
+// connections on a server that has not served a larger run before (Go keeps freed memory for a
+// while, and the heap still holds the garbage of seeding): use --idle with thousands of viewers.
+type ServerLiveReport struct {
+	MetricsOK                bool     `json:"metrics_ok"`
+	Connections              int64    `json:"websocket_connections"`
+	Frames                   int64    `json:"frames"`
+	FramesPerS               float64  `json:"frames_per_s"`
+	Bytes                    int64    `json:"bytes"`
+	MBPerS                   float64  `json:"mb_per_s"`
+	Resyncs                  int64    `json:"resyncs"`
+	CPUCores                 float64  `json:"cpu_cores"`
+	CPUUSPerFrame            float64  `json:"cpu_us_per_frame"`
+	RSSBeforeBytes           int64    `json:"rss_before_bytes"`
+	RSSAfterBytes            int64    `json:"rss_after_bytes"`
+	MemoryPerConnectionBytes *float64 `json:"memory_per_connection_bytes,omitempty"`
+	HeapPerConnectionBytes   *float64 `json:"heap_per_connection_bytes,omitempty"`
+	StackPerConnectionBytes  *float64 `json:"stack_per_connection_bytes,omitempty"`
 }
 
 // Latency holds quantiles in milliseconds with 3 decimals (microsecond resolution).
@@ -132,6 +226,9 @@ func (r Report) WriteJSON(w io.Writer) error {
 
 // WriteText writes the human-readable report.
 func (r Report) WriteText(w io.Writer) error {
+	if r.Viewers != nil {
+		return r.writeViewersText(w)
+	}
 	var b strings.Builder
 	target := "closed loop"
 	if r.TargetRate > 0 {

@@ -37,6 +37,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		logw = &lockedWriter{w: cfg.Log}
 	}
 
+	if cfg.Mode == ModeViewers {
+		return runViewers(ctx, cfg, logw)
+	}
+
 	rep := Report{
 		Mode:        cfg.Mode,
 		URL:         cfg.URL,
@@ -104,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	fmt.Fprintf(logw, "bench: %s against %s: %s, %d connections, warmup %s, duration %s\n",
 		cfg.Mode, base, loop, cfg.Connections, cfg.Warmup, cfg.Duration)
-	drive(ctx, cfg, client, wl, serverPID, &rep)
+	drive(ctx, cfg, client, wl, serverPID, &rep, nil)
 	return rep, nil
 }
 
@@ -172,6 +176,9 @@ type worker struct {
 	lag     *hdrhistogram.Histogram   // open loop: actual send time - intended send time
 	opCount []int64
 
+	// marker is the viewers mode's marker number of the request being built (-1: not a marker).
+	marker int64
+
 	status     [600]int64
 	errs       [numErrKinds]int64
 	requests   int64
@@ -236,8 +243,10 @@ func record(h *hdrhistogram.Histogram, d time.Duration) {
 	_ = h.RecordValue(us) // in range by construction
 }
 
-// drive runs the load phase and fills the measured fields of rep.
-func drive(ctx context.Context, cfg Config, client *fasthttp.HostClient, wl workload, serverPID int, rep *Report) {
+// drive runs the load phase and fills the measured fields of rep. onStart, when not nil, is told
+// the schedule (load start, measured window start, end) before the first request leaves.
+func drive(ctx context.Context, cfg Config, client *fasthttp.HostClient, wl workload, serverPID int, rep *Report,
+	onStart func(start, window, end time.Time)) {
 	start := time.Now()
 	r := &runner{
 		cfg:    cfg,
@@ -248,6 +257,9 @@ func drive(ctx context.Context, cfg Config, client *fasthttp.HostClient, wl work
 		end:    start.Add(cfg.Warmup + cfg.Duration),
 	}
 	rep.StartedAt = start.UTC().Format(time.RFC3339Nano)
+	if onStart != nil {
+		onStart(r.start, r.window, r.end)
+	}
 
 	runCtx, cancel := context.WithDeadline(ctx, r.end)
 	defer cancel()
@@ -501,6 +513,9 @@ var errorKey = []byte(`"error"`)
 func (r *runner) send(w *worker, req *fasthttp.Request, resp *fasthttp.Response, ref time.Time, measured bool, op, items int) {
 	err := r.client.DoTimeout(req, resp, r.cfg.Timeout)
 	elapsed := time.Since(ref)
+	if r.wl.after != nil {
+		r.wl.after(w, op, resp, err)
+	}
 	if !measured {
 		w.warmup++
 		return

@@ -16,6 +16,9 @@ type workload struct {
 	// build fills req (URI and body; method and headers are set once per worker) and returns the
 	// request kind and the number of scores the request carries.
 	build func(w *worker, req *fasthttp.Request) (op, items int)
+	// after, when not nil, runs on the worker's goroutine as soon as the response (or the error)
+	// of the request build made is in, warmup included.
+	after func(w *worker, op int, resp *fasthttp.Response, err error)
 }
 
 // boardURIs precomputes per-leaderboard URIs so the hot path only copies bytes.

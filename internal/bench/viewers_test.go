@@ -1,0 +1,417 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/server"
+)
+
+// startLeaderboardServer runs the real service in this process on a free port, with live updates
+// flushed every 20 ms, and returns its base URL.
+func startLeaderboardServer(t *testing.T) string {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.SubmitRate = 0
+	cfg.FlushInterval = 20 * time.Millisecond
+	cfg.ShutdownTimeout = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- server.Run(ctx, cfg, logger, func(a string) { addr <- a }) }()
+	select {
+	case a := <-addr:
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+		return "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("server did not start within 10 s")
+	}
+	return ""
+}
+
+func viewersConfig(url string) Config {
+	cfg := DefaultConfig(ModeViewers)
+	cfg.URL = url
+	cfg.Viewers = 20
+	cfg.Participants = 2000
+	cfg.Rate = 200
+	cfg.TopRate = 50
+	cfg.Duration = time.Second
+	cfg.Warmup = 200 * time.Millisecond
+	cfg.Connections = 4
+	cfg.Seed = 42
+	return cfg
+}
+
+// checkDelivery asserts what every healthy run must show; it never looks at how long things took.
+func checkDelivery(t *testing.T, rep Report, viewers int) {
+	t.Helper()
+	v := rep.Viewers
+	if v == nil {
+		t.Fatal("no viewers section in the report")
+	}
+	if v.Connected != int64(viewers) || v.Subscribed != int64(viewers) || v.ConnectFailures != 0 {
+		t.Errorf("connected %d, subscribed %d, failures %d: want all %d (samples %q)",
+			v.Connected, v.Subscribed, v.ConnectFailures, viewers, v.ErrorSamples)
+	}
+	if v.ChainBreaks != 0 || v.Errors != 0 || v.Disconnects != 0 || v.ErrorsTotal != 0 || rep.ErrorsTotal != 0 {
+		t.Errorf("chain breaks %d, error messages %d, disconnects %d, submit errors %v (samples %q)",
+			v.ChainBreaks, v.Errors, v.Disconnects, rep.Errors, v.ErrorSamples)
+	}
+	if rep.Requests == 0 || v.Markers == 0 {
+		t.Fatalf("%d submissions, %d markers in the window", rep.Requests, v.Markers)
+	}
+	top := v.Kinds["top"]
+	if top.Observations == 0 || v.Observations < top.Observations || v.LatencyMS.Max <= 0 {
+		t.Fatalf("top observations %d, all %d, latency %+v: the delivery histogram is empty", top.Observations, v.Observations, v.LatencyMS)
+	}
+	// Every marker lands at rank 1 and stays in the top 100 for 2 s: each top viewer sees each one
+	// once (the ratio cannot exceed 1: a viewer records a marker the first time only).
+	if top.Observations > top.Viewers*v.Markers || v.TopSeenRatio < 0.95 {
+		t.Errorf("top viewers made %d observations of %d markers (%d viewers), ratio %g",
+			top.Observations, v.Markers, top.Viewers, v.TopSeenRatio)
+	}
+	if v.UnackedObservations != 0 {
+		t.Errorf("%d markers seen that were never acknowledged", v.UnackedObservations)
+	}
+	if v.Frames == 0 || v.Bytes == 0 {
+		t.Errorf("frames %d, bytes %d", v.Frames, v.Bytes)
+	}
+	if !v.Server.MetricsOK || v.Server.Frames == 0 || v.Server.Connections != int64(viewers) {
+		t.Errorf("server figures: %+v", v.Server)
+	}
+}
+
+func TestViewersMixAgainstServer(t *testing.T) {
+	url := startLeaderboardServer(t)
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"viewers", "--url", url, "--viewers", "50", "--mix", "top=3,participant=1,around=1",
+		"--participants", "2000", "--rate", "200", "--top-rate", "50", "--duration", "2s", "--warmup", "300ms",
+		"--connections", "4", "--ramp", "1000", "--random-seed", "7", "--json", "-"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	checkDelivery(t, rep, 50)
+	v := rep.Viewers
+	want := map[string]int64{"top": 30, "participant": 10, "around": 10}
+	for k, n := range want {
+		if v.SubscribedByKind[k] != n || v.Kinds[k].Viewers != n {
+			t.Errorf("%s: %d subscribed (kinds %+v), want %d", k, v.SubscribedByKind[k], v.Kinds[k], n)
+		}
+	}
+	if rep.SeededParticipants != 2000 || v.BoardParticipants != 2000 || v.MarkerBase != 0 {
+		t.Errorf("seeded %d, board %d, marker base %d", rep.SeededParticipants, v.BoardParticipants, v.MarkerBase)
+	}
+	if rep.Ops["marker"].Requests == 0 || rep.Ops["submit"].Requests == 0 {
+		t.Errorf("ops %+v: want both markers and random submissions", rep.Ops)
+	}
+	// The raw JSON has the documented keys.
+	var m map[string]any
+	_ = json.Unmarshal(stdout.Bytes(), &m)
+	vm, _ := m["viewers"].(map[string]any)
+	for _, k := range []string{"connected", "latency_ms", "frames_per_s", "mb_per_s", "chain_breaks", "resyncs", "errors", "server", "kinds", "top_seen_ratio"} {
+		if _, ok := vm[k]; !ok {
+			t.Errorf("JSON viewers section lacks %q", k)
+		}
+	}
+
+	// A second run against the same board: no seeding, markers continue above the first run's.
+	cfg := viewersConfig(url)
+	cfg.Duration = 500 * time.Millisecond
+	rep2, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep2.SeededParticipants != 0 || rep2.Viewers.MarkerBase != v.MarkersAcked {
+		t.Errorf("second run: seeded %d, marker base %d, want 0 and %d", rep2.SeededParticipants, rep2.Viewers.MarkerBase, v.MarkersAcked)
+	}
+	checkDelivery(t, rep2, 20)
+
+	var text bytes.Buffer
+	if err := rep2.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"viewers:", "delivery ms:", "ack ms:", "frames:", "chain breaks", "server cpu:", "client cpu:"} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("text report lacks %q:\n%s", s, text.String())
+		}
+	}
+}
+
+func TestViewersIdleMemoryPerConnection(t *testing.T) {
+	url := startLeaderboardServer(t)
+	cfg := viewersConfig(url)
+	cfg.Idle = true
+	cfg.Duration = 300 * time.Millisecond
+	cfg.Mix = "top=1,around=1"
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Viewers
+	if v.Subscribed != 20 || rep.Requests != 0 || v.Markers != 0 {
+		t.Errorf("subscribed %d, submissions %d, markers %d: want 20, 0, 0", v.Subscribed, rep.Requests, v.Markers)
+	}
+	sv := v.Server
+	if !sv.MetricsOK || sv.MemoryPerConnectionBytes == nil || sv.HeapPerConnectionBytes == nil ||
+		sv.StackPerConnectionBytes == nil || sv.RSSBeforeBytes <= 0 || sv.Connections != 20 {
+		t.Errorf("server memory figures missing: %+v", sv)
+	}
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	if !strings.Contains(text.String(), "bytes per connection") {
+		t.Errorf("text report lacks the memory per connection:\n%s", text.String())
+	}
+}
+
+func TestViewersInChildProcesses(t *testing.T) {
+	if _, err := os.Executable(); err != nil {
+		t.Skipf("no executable to re-exec: %v", err)
+	}
+	t.Setenv(floorChildEnv, "1") // the children are this test binary, see TestMain
+	url := startLeaderboardServer(t)
+	cfg := viewersConfig(url)
+	cfg.Procs = 2
+	cfg.Viewers = 21
+	cfg.Mix = "top=2,participant=1"
+	var logbuf bytes.Buffer
+	cfg.Log = &logbuf
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, logbuf.String())
+	}
+	checkDelivery(t, rep, 21)
+	if rep.Viewers.Procs != 2 || rep.Viewers.SubscribedByKind["top"] != 14 || rep.Viewers.SubscribedByKind["participant"] != 7 {
+		t.Errorf("procs %d, kinds %v", rep.Viewers.Procs, rep.Viewers.SubscribedByKind)
+	}
+	if t.Failed() {
+		t.Log(logbuf.String())
+	}
+}
+
+func TestViewersResumeAfterDisconnect(t *testing.T) {
+	url := startLeaderboardServer(t)
+	cfg := viewersConfig(url)
+	cfg.Viewers = 10
+	cfg.Duration = 1500 * time.Millisecond
+	dropped := make(chan int, 1)
+	viewersReadyHook = func(s viewerSet) {
+		g := s.(*localSet).g
+		go func() {
+			time.Sleep(cfg.Warmup + 300*time.Millisecond)
+			n := 0
+			for _, v := range g.viewers[:3] {
+				v.mu.Lock()
+				if v.conn != nil {
+					_ = v.conn.NetConn().Close() // as if the network dropped it
+					n++
+				}
+				v.mu.Unlock()
+			}
+			dropped <- n
+		}()
+	}
+	t.Cleanup(func() { viewersReadyHook = nil })
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Viewers
+	if n := <-dropped; n != 3 {
+		t.Fatalf("dropped %d connections, want 3", n)
+	}
+	if v.Disconnects != 3 || v.Reconnects != 3 {
+		t.Errorf("disconnects %d, reconnects %d: want 3 and 3 (samples %q)", v.Disconnects, v.Reconnects, v.ErrorSamples)
+	}
+	// Resumed with since_version: the chain continues, nothing is missed.
+	if v.ChainBreaks != 0 || v.Errors != 0 || v.Resyncs != 0 {
+		t.Errorf("chain breaks %d, errors %d, resyncs %d after resuming", v.ChainBreaks, v.Errors, v.Resyncs)
+	}
+	if v.TopSeenRatio < 0.95 || v.Subscriptions < 13 {
+		t.Errorf("top seen ratio %g, %d subscriptions (want 10 + 3 resumes)", v.TopSeenRatio, v.Subscriptions)
+	}
+}
+
+func TestViewersInterrupt(t *testing.T) {
+	url := startLeaderboardServer(t)
+	cfg := viewersConfig(url)
+	cfg.Duration = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || time.Since(start) > 20*time.Second || rep.Viewers.Connected != 20 {
+		t.Errorf("interrupted %v after %s, %d connected", rep.Interrupted, time.Since(start), rep.Viewers.Connected)
+	}
+}
+
+func TestViewersBadFlags(t *testing.T) {
+	bad := [][]string{
+		{"viewers", "--viewers", "0"},
+		{"viewers", "--mix", "top=1,bottom=2"},
+		{"viewers", "--mix", "top=0"},
+		{"viewers", "--mix", "top=x"},
+		{"viewers", "--top-limit", "1001"},
+		{"viewers", "--radius", "51"},
+		{"viewers", "--rate", "0"},
+		{"viewers", "--rate", "10", "--top-rate", "20"},
+		{"viewers", "--procs", "0"},
+		{"viewers", "--viewers", "2", "--procs", "3"},
+		{"viewers", "--source-ips", "127.0.0.9..127.0.0.1"},
+		{"viewers", "--source-ips", "nope"},
+		{"viewers", "--url", "http://10.1.2.3:8080"}, // loopback source addresses cannot reach it
+		{"viewers", "--leaderboard", "a/b"},
+		{"viewers", "--leaderboards", "2"}, // submit/read only
+		{"viewers", "--seed", "42"},        // --seed is the seeding switch here
+	}
+	for _, args := range bad {
+		var stdout, stderr bytes.Buffer
+		if code := Main(args, &stdout, &stderr); code != 2 {
+			t.Errorf("Main(%q) = %d, want 2 (stderr %q)", args, code, stderr.String())
+		}
+	}
+	// Accepted: idle needs no rate; a remote URL with the kernel's choice of source address.
+	for _, args := range [][]string{
+		{"--idle", "--rate", "0"},
+		{"--url", "http://10.1.2.3:8080", "--source-ips", ""},
+		{"--seed=false", "--random-seed", "9"},
+	} {
+		var stderr bytes.Buffer
+		if _, code, ok := parseArgs(ModeViewers, args, &stderr); !ok {
+			t.Errorf("parseArgs(%q) failed with %d: %s", args, code, stderr.String())
+		}
+	}
+	t.Setenv("LEADERBOARD_BENCH_VIEWERS", "123")
+	t.Setenv("LEADERBOARD_BENCH_TOP_RATE", "7")
+	var stderr bytes.Buffer
+	o, _, ok := parseArgs(ModeViewers, nil, &stderr)
+	if !ok || o.cfg.Viewers != 123 || o.cfg.TopRate != 7 || !o.cfg.SeedBoard || o.cfg.Participants != 100_000 {
+		t.Errorf("environment: %+v (%s)", o.cfg, stderr.String())
+	}
+}
+
+func TestMixCycleAndSourceIPs(t *testing.T) {
+	mix, err := parseMix("top=8, participant=1,around=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle := mixCycle(mix)
+	var counts [numKinds]int
+	for _, k := range cycle {
+		counts[k]++
+	}
+	if len(cycle) != 10 || counts != [numKinds]int{8, 1, 1} {
+		t.Errorf("cycle %v", cycle)
+	}
+	if mix, _ := parseMix("top=4,around=2"); !slices.Equal(mixCycle(mix), []int{kindTop, kindAround, kindTop}) {
+		t.Errorf("top=4,around=2 gives cycle %v, want [top around top]", mixCycle(mix))
+	}
+
+	ips, err := parseSourceIPs("127.0.0.1..127.0.0.16")
+	if err != nil || len(ips) != 16 || !ips[15].Equal(net.ParseIP("127.0.0.16")) {
+		t.Errorf("range: %v %v", ips, err)
+	}
+	ips, err = parseSourceIPs("127.0.0.255..127.0.1.1, 127.0.2.2")
+	if err != nil || len(ips) != 4 || !ips[1].Equal(net.ParseIP("127.0.1.0")) {
+		t.Errorf("range over a byte boundary: %v %v", ips, err)
+	}
+	if _, err := parseSourceIPs("127.0.0.1,10.0.0.1"); err == nil {
+		t.Error("mixing loopback and other addresses was accepted")
+	}
+	if ips, err := parseSourceIPs(""); err != nil || ips != nil {
+		t.Errorf("empty: %v %v", ips, err)
+	}
+}
+
+func TestFrameScanning(t *testing.T) {
+	g := &viewerGroup{cfg: groupConfig{MarkerBase: 10}, acks: new(ackTable)}
+	g.setWindow(time.Unix(0, 1000), time.Unix(0, 1<<62))
+	g.acks.set(0, 5000) // mk-10
+	g.acks.set(2, 500)  // mk-12, acknowledged before the window: not measured
+	v := &viewer{g: g, kind: kindTop}
+	g.ready.Add(1) // the snapshot marks the viewer ready
+	snap := []byte(`{"type":"snapshot","id":"v","version":7,"offset":0,"size":2,"entries":[` +
+		`{"rank":1,"participant_id":"mk-9","score":1000000000009,"achieved_at":1},` +
+		`{"rank":2,"participant_id":"p000000000000001","score":5,"achieved_at":1}]}`)
+	v.onFrame(nil, snap, 2000)
+	if v.version != 7 || !v.synced || !v.gotSnapshot {
+		t.Fatalf("after snapshot: version %d synced %v", v.version, v.synced)
+	}
+	upd := []byte(`{"type":"update","id":"v","prev_version":7,"version":9,"offset":0,"size":3,"changes":[` +
+		`{"rank":1,"participant_id":"mk-12","score":1000000000012,"achieved_at":1},` +
+		`{"rank":2,"participant_id":"mk-11","score":1000000000011,"achieved_at":1},` +
+		`{"rank":3,"participant_id":"mk-10","score":1000000000010,"achieved_at":1},` +
+		`{"rank":4,"participant_id":"mk-1x","score":1,"achieved_at":1}]}`)
+	v.onFrame(nil, upd, 3_000_000)
+	if v.version != 9 || v.st.chainBreaks != 0 {
+		t.Fatalf("version %d, chain breaks %d", v.version, v.st.chainBreaks)
+	}
+	// mk-10 recorded (3 ms - 5 µs), mk-12 ignored (warmup), mk-11 pending (no ack yet).
+	if len(v.pending) != 1 || v.pending[0].idx != 1 {
+		t.Errorf("pending %v, want mk-11", v.pending)
+	}
+	h := g.hist[kindTop][0].h
+	if h == nil || h.TotalCount() != 1 || h.Max() < 2990 || h.Max() > 3000 {
+		t.Fatalf("histogram after the update: %v", h)
+	}
+	g.acks.set(1, 4_000_000) // mk-11 acknowledged after it was seen: early, recorded as 0
+	v.settle(true)
+	if h.TotalCount() != 2 || v.st.early != 1 || len(v.pending) != 0 {
+		t.Errorf("after settling: %d recorded, %d early, pending %v", h.TotalCount(), v.st.early, v.pending)
+	}
+	// Seen again in a later update: not a new observation.
+	upd2 := bytes.Replace(upd, []byte(`"prev_version":7,"version":9`), []byte(`"prev_version":9,"version":10`), 1)
+	v.onFrame(nil, upd2, 4_000_000)
+	if h.TotalCount() != 2 {
+		t.Errorf("a marker seen twice was recorded twice")
+	}
+	if _, ok := uintAfter([]byte(`{"prev_version":5}`), versionKey); ok {
+		t.Error(`"version": matched inside "prev_version":`)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	body := []byte(`# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 12.5
+leaderboard_live_frames_total{kind="a"} 3
+leaderboard_live_frames_total{kind="b } x"} 4
+go_memstats_heap_inuse_bytes 1.5e+06
+unrelated_total 9
+`)
+	v := map[string]float64{}
+	if !parseMetrics(body, v) {
+		t.Fatal("nothing found")
+	}
+	if v["process_cpu_seconds_total"] != 12.5 || v["leaderboard_live_frames_total"] != 7 ||
+		v["go_memstats_heap_inuse_bytes"] != 1.5e6 || len(v) != 3 {
+		t.Errorf("parsed %v", v)
+	}
+}
