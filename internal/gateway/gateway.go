@@ -15,9 +15,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -55,6 +57,8 @@ type Gateway struct {
 
 	closing atomic.Bool
 	stats   counters
+	writers *writerPool
+	nextID  atomic.Uint64
 }
 
 type counters struct {
@@ -85,6 +89,7 @@ func New(hub *fanout.Hub, opts Options) *Gateway {
 		opts.WriteTimeout = 10 * time.Second
 	}
 	g := &Gateway{hub: hub, opts: opts, log: opts.Logger, conns: map[*wsConn]struct{}{}}
+	g.writers = newWriterPool(g, 2*runtime.GOMAXPROCS(0), opts.MaxConnections)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -198,7 +203,10 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 		g.count.Add(-1)
 		return nil // gws has answered the failed handshake
 	}
-	c := &wsConn{g: g, ws: ws, board: boardID, subs: map[string]*wsSub{}}
+	c := &wsConn{g: g, ws: ws, board: boardID, subs: map[string]*wsSub{}, shard: int(g.nextID.Add(1))}
+	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	ws.Session().Store("c", c)
 	// The HTTP server's deadlines do not apply to a live connection.
 	_ = ws.SetDeadline(time.Time{})

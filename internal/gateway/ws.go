@@ -5,7 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -15,15 +15,22 @@ import (
 )
 
 // wsConn is one WebSocket connection. It is the fan-out Sink of all its
-// subscriptions: frames go to gws's asynchronous writer, and queued counts
-// what is still waiting there. Past SendQueue the connection is slow: its
-// subscriptions leave the hot path (the hub stops handing it frames), each gets
-// a resync, and once the queue has drained they are subscribed again.
+// subscriptions: Send appends the frame to the connection's queue and hands
+// the connection to its writer (see writer.go). Past SendQueue frames waiting
+// the connection is slow: its subscriptions leave the hot path (the hub stops
+// handing it frames), each gets a resync, and once the queue has drained they
+// are subscribed again.
 type wsConn struct {
-	g      *Gateway
-	ws     *gws.Conn
-	board  string
-	queued atomic.Int32
+	g     *Gateway
+	ws    *gws.Conn
+	board string
+	shard int
+	raw   syscall.RawConn // for the socket-buffer check; nil when not TCP
+
+	qmu       sync.Mutex
+	queue     []fanout.Frame
+	scheduled bool // with its writer, or draining on a goroutine of its own
+	sndbuf    int  // last SO_SNDBUF read
 
 	mu      sync.Mutex
 	subs    map[string]*wsSub // by the client's id
@@ -39,36 +46,36 @@ type wsSub struct {
 }
 
 // Send implements fanout.Sink.
-func (c *wsConn) Send(f fanout.Frame) bool {
-	if c.queued.Load() >= int32(c.g.opts.SendQueue) {
+func (c *wsConn) Send(f fanout.Frame) bool { return c.enqueue(f, false) }
+
+// write queues a frame regardless of the limit (resync notices, errors, pongs).
+func (c *wsConn) write(f fanout.Frame) { c.enqueue(f, true) }
+
+func (c *wsConn) enqueue(f fanout.Frame, force bool) bool {
+	c.qmu.Lock()
+	if !force && len(c.queue) >= c.g.opts.SendQueue {
+		c.qmu.Unlock()
 		return false
 	}
-	c.write(f)
+	c.queue = append(c.queue, f)
+	schedule := !c.scheduled
+	c.scheduled = true
+	c.qmu.Unlock()
+	if schedule {
+		c.g.writers.schedule(c)
+	}
 	return true
 }
 
-// write queues a frame regardless of the limit (resync notices, errors).
-func (c *wsConn) write(f fanout.Frame) {
-	if c.queued.Add(1) == 1 {
-		// A write blocked this long means a dead or stuck peer: the write fails
-		// and the connection closes. Renewed whenever the queue restarts.
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
-	}
-	c.ws.WritevAsync(gws.OpcodeText, [][]byte{f.Prefix, f.Body}, c.written)
-}
-
-func (c *wsConn) written(err error) {
-	if err != nil {
-		_ = c.ws.NetConn().Close()
-	}
-	if c.queued.Add(-1) == 0 {
-		c.mu.Lock()
-		resume := c.waiting && !c.closed
-		c.waiting = false
-		c.mu.Unlock()
-		if resume {
-			go c.resubscribe()
-		}
+// drained runs when the queue has emptied: subscriptions dropped as slow get
+// their fresh snapshots now.
+func (c *wsConn) drained() {
+	c.mu.Lock()
+	resume := c.waiting && !c.closed
+	c.waiting = false
+	c.mu.Unlock()
+	if resume {
+		go c.resubscribe()
 	}
 }
 

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/lxzan/gws"
+	"golang.org/x/sys/unix"
+)
+
+// The fan-out hands frames to connections in bursts: every flush, one frame
+// for each of thousands of connections. Writing each on a goroutine of its
+// own (as gws's asynchronous writer does) puts thousands of runnable
+// goroutines in front of the HTTP handlers for the length of the burst, and
+// submissions wait behind them. So a few writer goroutines (two per
+// processor) write the frames of the connections assigned to them, one write
+// call each. Such a write must never block: before it, the writer checks that
+// the socket's send buffer has room for the frame. A connection whose buffer
+// is full gets a goroutine of its own, which may block (up to WriteTimeout)
+// without holding anyone else back; its queue grows, and past SendQueue its
+// subscriptions are told to resync.
+type writerPool struct {
+	chans []chan *wsConn
+}
+
+func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
+	p := &writerPool{chans: make([]chan *wsConn, workers)}
+	for i := range p.chans {
+		ch := make(chan *wsConn, capacity) // a connection is in at most one channel once
+		p.chans[i] = ch
+		go func() {
+			for c := range ch {
+				c.writeQueued()
+			}
+		}()
+	}
+	return p
+}
+
+func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
+
+// writeQueued writes what the connection has queued while its socket takes it.
+func (c *wsConn) writeQueued() {
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.scheduled = false
+			c.queue = c.queue[:0:0] // do not keep a burst's array alive
+			c.qmu.Unlock()
+			c.drained()
+			return
+		}
+		f := c.queue[0]
+		if !c.roomFor(f.Len() + 14) {
+			c.qmu.Unlock()
+			go c.writeBlocking() // keeps scheduled: it owns the queue now
+			return
+		}
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
+			c.abort()
+			return
+		}
+	}
+}
+
+// writeBlocking drains the queue of a connection whose socket is backed up.
+func (c *wsConn) writeBlocking() {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
+	defer c.ws.SetWriteDeadline(time.Time{})
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			c.scheduled = false
+			c.queue = c.queue[:0:0]
+			c.qmu.Unlock()
+			c.drained()
+			return
+		}
+		f := c.queue[0]
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
+			c.abort()
+			return
+		}
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
+	}
+}
+
+// abort closes a connection whose write failed; its reader then sees the
+// close and unsubscribes everything.
+func (c *wsConn) abort() {
+	c.qmu.Lock()
+	c.queue = nil
+	c.scheduled = true // nothing more is written
+	c.qmu.Unlock()
+	_ = c.ws.NetConn().Close()
+}
+
+// roomFor reports whether the socket's send buffer can take n more bytes
+// without the write blocking. An empty send queue always can.
+func (c *wsConn) roomFor(n int) bool {
+	if c.raw == nil {
+		return true
+	}
+	ok := true
+	_ = c.raw.Control(func(fd uintptr) {
+		outq, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+		if err != nil || outq == 0 {
+			return
+		}
+		if outq+n > c.sndbuf/2 { // the buffer may have grown (autotuning): look again
+			if b, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil {
+				c.sndbuf = b
+			}
+		}
+		// The kernel counts memory, not payload; half of SO_SNDBUF is a safe payload bound.
+		ok = outq+n <= c.sndbuf/2
+	})
+	return ok
+}
