@@ -39,6 +39,10 @@ type Options struct {
 	Live Live
 	// Collectors are extra metrics for /metrics (fan-out, gateway).
 	Collectors []prometheus.Collector
+	// Page, when set, serves the web page: "GET /" (exactly) and
+	// "GET /assets/...". These are not API routes: they stay out of Routes()
+	// (and docs/openapi.yaml); every other unknown path is still the JSON 404.
+	Page http.Handler
 }
 
 // Live is what the live-update routes need from the gateway.
@@ -144,6 +148,11 @@ func (a *API) register() {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path)
 	})
+	if a.opts.Page != nil {
+		// GET patterns also match HEAD; other methods fall to the JSON 404.
+		a.mux.Handle("GET /{$}", a.metrics.instrument("/", a.opts.Page))
+		a.mux.Handle("GET /assets/", a.metrics.instrument("/assets/", a.opts.Page))
+	}
 }
 
 // statusOf maps the contract's error codes to HTTP statuses.

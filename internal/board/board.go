@@ -103,8 +103,8 @@ type Service struct {
 // New returns a service over st.
 func New(st store.Store, opts Options) *Service {
 	s := &Service{
-		store:   st,
-		now:     opts.Now,
+		store:    st,
+		now:      opts.Now,
 		limiter:  ratelimit.New(opts.SubmitRate, opts.SubmitBurst),
 		onStatus: opts.OnStatus,
 		boards:   make(map[string]*meta),

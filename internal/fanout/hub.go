@@ -142,6 +142,7 @@ type segment struct {
 	list    listState
 	part    partState
 	subs    map[*Subscription]struct{}
+	snap    []byte // the encoded snapshot of this version, shared by new subscribers
 }
 
 // Subscription is one subscriber of one segment.
@@ -618,6 +619,7 @@ func (s *segment) advance(nf *segment) []byte {
 		s.list = nf.list
 	}
 	s.version = nf.version
+	s.snap = nil
 	return body
 }
 
@@ -637,11 +639,17 @@ func diff(old, cur *listState) []store.Entry {
 }
 
 // snapshot encodes the segment's state as a snapshot body.
+// The body is encoded once per version: a burst of new subscribers (a
+// reconnect storm) shares it.
 func (s *segment) snapshot(epoch string) []byte {
-	if s.spec.Kind == Participant {
-		return participantSnapshotBody(s.version, epoch, &s.part)
+	if s.snap == nil {
+		if s.spec.Kind == Participant {
+			s.snap = participantSnapshotBody(s.version, epoch, &s.part)
+		} else {
+			s.snap = listSnapshotBody(s.version, epoch, &s.list)
+		}
 	}
-	return listSnapshotBody(s.version, epoch, &s.list)
+	return s.snap
 }
 
 // catchUp encodes an update from version since to the segment's state, given

@@ -310,3 +310,46 @@ func TestHeartbeatAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShutdownEndsStreams: SSE streams and long polls end on shutdown, so the
+// server stops promptly instead of waiting for its shutdown timeout.
+func TestShutdownEndsStreams(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.ShutdownTimeout = "127.0.0.1:0", 30*time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- server.Run(ctx, cfg, discard(), func(a string) { addrc <- a }) }()
+	addr := <-addrc
+	seed(t, addr, "sd")
+	streamCtx, stopStream := context.WithCancel(context.Background())
+	defer stopStream()
+	s := openSSE(t, streamCtx, addr, "sd", "kind=top&limit=3", "")
+	waitFor(t, "snapshot", func() bool { return len(s.all()) > 0 })
+	pollDone := make(chan int, 1)
+	go func() {
+		res, err := http.Get("http://" + addr + "/v1/leaderboards/sd/updates?kind=top&limit=3&since_version=30&epoch=" +
+			getJSON(t, "http://"+addr+"/v1/leaderboards/sd")["epoch"].(string) + "&timeout_ms=60000")
+		if err != nil {
+			pollDone <- 0
+			return
+		}
+		res.Body.Close()
+		pollDone <- res.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited on open streams")
+	}
+	<-s.done
+	if code := <-pollDone; code != 204 {
+		t.Fatalf("long poll during shutdown: %d, want 204", code)
+	}
+	t.Logf("shutdown took %v", time.Since(start))
+}

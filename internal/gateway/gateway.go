@@ -56,6 +56,7 @@ type Gateway struct {
 	count atomic.Int64
 
 	closing atomic.Bool
+	closed  chan struct{} // closed by Shutdown: ends SSE streams and long polls
 	stats   counters
 	writers *writerPool
 	nextID  atomic.Uint64
@@ -88,7 +89,7 @@ func New(hub *fanout.Hub, opts Options) *Gateway {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	g := &Gateway{hub: hub, opts: opts, log: opts.Logger, conns: map[*wsConn]struct{}{}}
+	g := &Gateway{hub: hub, opts: opts, log: opts.Logger, conns: map[*wsConn]struct{}{}, closed: make(chan struct{})}
 	g.writers = newWriterPool(g, 2*runtime.GOMAXPROCS(0), opts.MaxConnections)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -148,10 +149,15 @@ func (g *Gateway) snapshotConns() []*wsConn {
 	return out
 }
 
-// Shutdown sends every WebSocket a going-away close (1001) so that clients
-// reconnect elsewhere, and refuses new upgrades.
+// Shutdown sends every WebSocket a going-away close (1001) and ends every SSE
+// stream and long poll, so that clients reconnect elsewhere, and refuses new
+// connections. Hijacked WebSockets are invisible to http.Server.Shutdown, and
+// streams would otherwise hold it until its timeout.
 func (g *Gateway) Shutdown() {
-	g.closing.Store(true)
+	if !g.closing.CompareAndSwap(false, true) {
+		return
+	}
+	close(g.closed) // SSE streams and long polls end; their clients reconnect elsewhere
 	conns := g.snapshotConns()
 	var wg sync.WaitGroup
 	for i := 0; i < len(conns); i += 256 {

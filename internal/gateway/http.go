@@ -83,6 +83,9 @@ func parseVersion(name, s string) (*uint64, error) {
 
 // ServeSSE streams GET /v1/leaderboards/{id}/stream as Server-Sent Events.
 func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID string) error {
+	if g.closing.Load() {
+		return &board.Error{Code: board.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
+	}
 	q := r.URL.Query()
 	spec, err := specFromQuery(q)
 	if err != nil {
@@ -143,6 +146,8 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 	for {
 		select {
 		case <-r.Context().Done():
+			return nil
+		case <-g.closed:
 			return nil
 		case f := <-sink.ch:
 			writeFrame(f)
@@ -223,6 +228,10 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 	for {
 		select {
 		case <-r.Context().Done():
+			return nil
+		case <-g.closed:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusNoContent) // nothing changed here; ask again elsewhere
 			return nil
 		case <-timer.C:
 			w.WriteHeader(http.StatusNoContent)

@@ -44,7 +44,7 @@ func (c *wsConn) writeQueued() {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
 			c.scheduled = false
-			c.queue = c.queue[:0:0] // do not keep a burst's array alive
+			c.queue = nil // drop the burst's array (a [:0:0] slice would still point at it)
 			c.qmu.Unlock()
 			c.drained()
 			return
@@ -72,7 +72,7 @@ func (c *wsConn) writeBlocking() {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
 			c.scheduled = false
-			c.queue = c.queue[:0:0]
+			c.queue = nil
 			c.qmu.Unlock()
 			c.drained()
 			return

@@ -16,10 +16,12 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/api"
 	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/demo"
 	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/gateway"
 	"github.com/lbhq/leaderboard/internal/store"
 	"github.com/lbhq/leaderboard/internal/store/memory"
+	"github.com/lbhq/leaderboard/internal/web"
 )
 
 // hubSink forwards the store's events to the hub once it exists.
@@ -65,6 +67,12 @@ type Config struct {
 	MaxSubscriptions int
 	SendQueue        int
 	AllowedOrigins   string
+
+	// --websocket and the demo (see pageAndLive and startDemo below).
+	WebSocket        bool
+	Demo             bool
+	DemoRate         float64
+	DemoParticipants int
 }
 
 // Flags registers the configuration's flags on fs, with their defaults.
@@ -89,6 +97,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
+	fs.BoolVar(&c.WebSocket, "websocket", true, "live updates: accept WebSocket subscriptions; false answers them 503 unavailable, so that clients fall back to SSE")
+	fs.BoolVar(&c.Demo, "demo", false, "create the sample tournament "+demo.DefaultBoard+" with bots submitting scores, and open the page on it")
+	fs.Float64Var(&c.DemoRate, "demo-rate", demo.DefaultRate, "demo: bot submissions per second in total (0: seed the tournament, no bots)")
+	fs.IntVar(&c.DemoParticipants, "demo-participants", demo.DefaultParticipants, "demo: participants in the sample tournament")
 }
 
 // DefaultConfig returns the configuration with every flag at its default.
@@ -118,17 +130,28 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
 		OnStatus: func(id string, status board.Status, version uint64) { hub.Status(id, string(status), version) },
 	})
+	live, page := pageAndLive(cfg, gw)
 	a := api.New(svc, api.Options{
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		Logger:            log,
 		Totals:            st.Totals,
-		Live:              gw,
+		Live:              live,
 		Collectors:        liveCollectors(hub, gw),
+		Page:              page,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	bots, err := startDemo(cfg, svc, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer bots.Stop()
+	if cfg.Demo {
+		log.Info("demo running: open the page", "url", "http://"+ln.Addr().String()+"/")
 	}
 	srv := &http.Server{
 		Handler:           a,
@@ -173,6 +196,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
+	bots.Stop()
 	a.SetDraining()
 	gw.Shutdown() // live connections are hijacked: http.Server.Shutdown does not see them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -185,6 +209,65 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// ---- the web page, --websocket and --demo ----
+
+// pageAndLive returns the live routes' handler (the gateway, or with
+// --websocket=false a wrapper that refuses WebSocket) and the web page, which
+// opens the demo tournament by default with --demo.
+func pageAndLive(cfg Config, gw *gateway.Gateway) (api.Live, http.Handler) {
+	var live api.Live = gw
+	if !cfg.WebSocket {
+		live = noWebSocket{gw}
+	}
+	var opts web.Options
+	if cfg.Demo {
+		opts.DefaultBoard = demo.DefaultBoard
+	}
+	return live, web.Handler(opts)
+}
+
+// noWebSocket serves SSE and long polls through the gateway but answers
+// WebSocket upgrades 503 unavailable (--websocket=false), so that clients
+// fall back to SSE.
+type noWebSocket struct{ api.Live }
+
+func (noWebSocket) ServeWebSocket(http.ResponseWriter, *http.Request, string) error {
+	return &board.Error{
+		Code:       board.CodeUnavailable,
+		Message:    "WebSocket is disabled on this server (--websocket=false); use GET .../stream (SSE) or GET .../updates (long poll)",
+		RetryAfter: time.Minute,
+	}
+}
+
+// demoBots are the running demo, or nothing.
+type demoBots struct{ b *demo.Bots }
+
+func (d demoBots) Stop() {
+	if d.b != nil {
+		d.b.Stop()
+	}
+}
+
+// startDemo creates and seeds the demo tournament and starts its bots when
+// --demo is set; they call the board service in-process and are stopped when
+// the server shuts down.
+func startDemo(cfg Config, svc *board.Service, log *slog.Logger) (demoBots, error) {
+	if !cfg.Demo {
+		return demoBots{}, nil
+	}
+	rate := cfg.DemoRate
+	if rate <= 0 {
+		rate = -1 // seed only
+	}
+	b, err := demo.Start(context.Background(), svc, demo.Options{
+		Participants: cfg.DemoParticipants, Rate: rate, SubmitRate: cfg.SubmitRate, Logger: log,
+	})
+	if err != nil {
+		return demoBots{}, err
+	}
+	return demoBots{b}, nil
 }
 
 // servePprof serves the profiling endpoints on their own listener, so they are
