@@ -163,6 +163,7 @@ Examples:
   leaderboard bench read --top-ratio 0.5 --leaderboards 4 --rate 20000
   leaderboard bench floor --method POST --rate 10000
   leaderboard bench viewers --viewers 1000 --mix top=8,participant=1,around=1 --rate 1000 --top-rate 100
+  leaderboard bench viewers --viewers 1000 --marker-rank top --json viewers-worst-case.json
   leaderboard bench viewers --viewers 15000 --procs 2 --ramp 2000 --duration 30s --json viewers.json
   leaderboard bench viewers --viewers 15000 --procs 2 --idle --duration 10s
 `)

@@ -57,7 +57,8 @@ type Config struct {
 	TopLimit    int     // limit of top subscriptions
 	Radius      int     // radius of around subscriptions
 	SeedBoard   bool    // seed p0..p<Participants-1> through scores:batch when the board has fewer participants
-	TopRate     float64 // markers per second (part of Rate): submissions that land at rank 1
+	TopRate     float64 // markers per second (part of Rate): submissions placed in the top N by MarkerRank
+	MarkerRank  string  // where markers land in the top N: "top" (rank 1), "bottom" or "random" (see viewers_markers.go)
 	Ramp        float64 // viewer connections opened per second, all processes together; 0 = as fast as possible
 	SourceIPs   string  // local addresses viewer connections are spread over ("a..b" ranges, commas); "" = kernel's choice
 	Procs       int     // processes holding the viewers; > 1 re-executes this program as "bench viewers-child"
@@ -97,6 +98,7 @@ func DefaultConfig(mode string) Config {
 		c.Radius = 5
 		c.SeedBoard = true
 		c.TopRate = 100
+		c.MarkerRank = placeBottom
 		c.Ramp = 2000
 		c.SourceIPs = "127.0.0.1..127.0.0.16"
 		c.Procs = 1

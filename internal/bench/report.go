@@ -97,6 +97,16 @@ type ViewersReport struct {
 	SourceIPs         int     `json:"source_ips"`
 	MarkerBase        int64   `json:"marker_base"` // markers of this run are mk-<marker_base> and up
 
+	// MarkerRank is the placement of markers (--marker-rank): they aim at rank 1 (top), at
+	// MarkerLowestRank (bottom) or at a uniform rank in 1..MarkerLowestRank (random). Pads were
+	// submitted before the viewers connected (bottom, random: mk-<marker_base - pads> and up, above
+	// every other score, so that the top N holds only markers). MarkerRanks are the ranks the
+	// responses gave for the markers acknowledged in the window.
+	MarkerRank       string    `json:"marker_rank"`
+	MarkerLowestRank int       `json:"marker_lowest_rank"`
+	Pads             int       `json:"pads"`
+	MarkerRanks      RankStats `json:"marker_ranks"`
+
 	Viewers          int              `json:"viewers"` // asked for
 	Connected        int64            `json:"connected"`
 	ConnectFailures  int64            `json:"connect_failures"`
@@ -123,10 +133,11 @@ type ViewersReport struct {
 	UnackedObservations int64 `json:"unacked_observations"`
 
 	// Frames and bytes received by the viewers inside the measured window.
-	Frames     int64   `json:"frames"`
-	FramesPerS float64 `json:"frames_per_s"`
-	Bytes      int64   `json:"bytes"`
-	MBPerS     float64 `json:"mb_per_s"`
+	Frames        int64   `json:"frames"`
+	FramesPerS    float64 `json:"frames_per_s"`
+	Bytes         int64   `json:"bytes"`
+	MBPerS        float64 `json:"mb_per_s"`
+	BytesPerFrame float64 `json:"bytes_per_frame"`
 
 	Resyncs           int64 `json:"resyncs"`
 	Errors            int64 `json:"errors"`       // "error" messages
@@ -139,6 +150,16 @@ type ViewersReport struct {
 	ErrorSamples []string `json:"error_samples,omitempty"`
 
 	Server ServerLiveReport `json:"server"`
+}
+
+// RankStats summarizes the ranks markers landed at; OutsideWindow counts those below the top N
+// (which top viewers never see).
+type RankStats struct {
+	Count         int64 `json:"count"`
+	Min           int64 `json:"min"`
+	P50           int64 `json:"p50"`
+	Max           int64 `json:"max"`
+	OutsideWindow int64 `json:"outside_window"`
 }
 
 // KindReport is the share of one subscription kind.

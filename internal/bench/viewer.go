@@ -32,9 +32,11 @@ const (
 
 var kindNames = [numKinds]string{"top", "participant", "around"}
 
-// Markers: submissions whose participant id is "mk-<k>" and whose score is markerScore0 + k, above
-// any seeded or random score, so each lands at rank 1. k counts up across runs against the same
-// board (see markerBase), so every marker beats the ones before it.
+// Markers: submissions whose participant id is "mk-<k>". At --marker-rank top the score is
+// markerScore0 + k, above any seeded or random score, so each lands at rank 1; at bottom and random
+// it is chosen to land elsewhere in the top N (see viewers_markers.go), still at least
+// markerScore0 + k. k counts up across runs against the same board (see runViewers), so ids are
+// never reused and every top marker beats the ones before it.
 const (
 	markerScore0 = 1_000_000_000_000
 	markerPrefix = "mk-"

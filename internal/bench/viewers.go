@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,10 +23,10 @@ import (
 )
 
 // The viewers mode: N WebSocket viewers subscribe to one leaderboard while submissions arrive at
-// --rate; --top-rate of them per second are markers (see viewer.go) that land at rank 1, so every
-// top-N viewer gets one in each flush window. The delay from a marker's HTTP acknowledgement to
-// its arrival at each viewer is the figure of merit; frames, bytes and the server's CPU and memory
-// (from its /metrics) put it in context.
+// --rate; --top-rate of them per second are markers (see viewer.go) that land in the top N where
+// --marker-rank says (see viewers_markers.go), so every top-N viewer gets them. The delay from a
+// marker's HTTP acknowledgement to its arrival at each viewer is the figure of merit; frames,
+// bytes and the server's CPU and memory (from its /metrics) put it in context.
 
 func viewersFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Leaderboard, "leaderboard", c.Leaderboard, "the leaderboard watched and submitted to")
@@ -36,7 +37,13 @@ func viewersFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Participants, "participants", c.Participants, "board size: participants p%015d in [0, n) are seeded, watched and submitted for")
 	fs.BoolVar(&c.SeedBoard, "seed", c.SeedBoard, "seed the board through scores:batch first when it has fewer than --participants")
 	fs.Uint64Var(&c.Seed, "random-seed", c.Seed, "random seed; 0 = from the clock (the report shows the seed used)")
-	fs.Float64Var(&c.TopRate, "top-rate", c.TopRate, "markers per second, part of --rate: submissions that land at rank 1,\nso every top viewer gets one each flush window (the rest: random participants, random scores)")
+	fs.Float64Var(&c.TopRate, "top-rate", c.TopRate, "markers per second, part of --rate: submissions placed in the top N by --marker-rank,\nso every top viewer gets them (the rest: random participants, random scores)")
+	fs.StringVar(&c.MarkerRank, "marker-rank", c.MarkerRank, "where markers land in the top N (N = --top-limit):\n"+
+		"top: rank 1, every position shifts, so every update frame carries all N entries (the worst case);\n"+
+		"bottom: rank N - ceil(top-rate x 0.3 s) + 1, the lowest from which a marker stays in the window\n"+
+		"0.3 s (an arrival pushes out rank N), so frames carry only the ranks from there down;\n"+
+		"random: a uniform rank from 1 to that one.\n"+
+		"bottom and random first fill the top N with N pad markers, unmeasured, above every score on the board")
 	fs.Float64Var(&c.Ramp, "ramp", c.Ramp, "viewer connections opened per second (all processes together); 0 = as fast as possible")
 	fs.StringVar(&c.SourceIPs, "source-ips", c.SourceIPs, "local addresses the viewer connections are spread over: a..b ranges and/or commas\n(one address has ~28k ephemeral ports); \"\" = the kernel's choice (needed for a remote --url)")
 	fs.IntVar(&c.Procs, "procs", c.Procs, "processes holding the viewers (each holds viewers/procs; mind the open-files limit per process)")
@@ -67,6 +74,9 @@ func (c Config) validateViewers() error {
 	}
 	if c.TopRate < 0 || (!c.Idle && c.TopRate > c.Rate) {
 		return errors.New("--top-rate must be between 0 and --rate")
+	}
+	if !slices.Contains(placements, c.MarkerRank) {
+		return fmt.Errorf("--marker-rank must be top, bottom or random, not %q", c.MarkerRank)
 	}
 	if c.Ramp < 0 {
 		return errors.New("--ramp must be >= 0")
@@ -439,10 +449,11 @@ func parseMetrics(body []byte, v map[string]float64) bool {
 func (m metricsSample) delta(o metricsSample, name string) float64 { return o.v[name] - m.v[name] }
 
 // markerSink is where marker acknowledgements go: the run's own table (to count them) and the
-// viewers (for children, through their stdin).
+// viewers (for children, through their stdin). ranks keeps the rank each marker's response gave.
 type markerSink struct {
-	acks *ackTable
-	set  viewerSet
+	acks  *ackTable
+	ranks *ackTable
+	set   viewerSet
 }
 
 func (s *markerSink) ack(idx, ns int64) {
@@ -456,10 +467,12 @@ const (
 	opMarker = 1
 )
 
+var rankKey = []byte(`"rank":`)
+
 // viewersWorkload submits single scores; request c (in build order) is a marker when it crosses
-// a multiple of rate/top-rate, so markers leave evenly at top-rate per second. *built counts the
-// requests built, from which the number of markers follows.
-func viewersWorkload(base string, cfg Config, markerBase int64, sink *markerSink, built *atomic.Int64) workload {
+// a multiple of rate/top-rate, so markers leave evenly at top-rate per second, with the score
+// plan gives them. *built counts the requests built, from which the number of markers follows.
+func viewersWorkload(base string, cfg Config, plan *markerPlan, sink *markerSink, built *atomic.Int64) workload {
 	uri := []byte(base + "/v1/leaderboards/" + cfg.Leaderboard + "/scores")
 	ratio := cfg.TopRate / cfg.Rate
 	return workload{
@@ -470,11 +483,11 @@ func viewersWorkload(base string, cfg Config, markerBase int64, sink *markerSink
 			c := built.Add(1) - 1
 			if m := markerIndex(c, ratio); markerIndex(c+1, ratio) > m {
 				w.marker = m
-				k := markerBase + m
+				k := plan.base + m
 				b := append(w.body[:0], `{"participant_id":"`+markerPrefix...)
 				b = strconv.AppendInt(b, k, 10)
 				b = append(b, `","score":`...)
-				b = strconv.AppendInt(b, markerScore0+k, 10)
+				b = strconv.AppendInt(b, plan.score(w.rng, k), 10)
 				w.body = append(b, '}')
 				req.SetBodyRaw(w.body)
 				return opMarker, 1
@@ -492,6 +505,9 @@ func viewersWorkload(base string, cfg Config, markerBase int64, sink *markerSink
 				return
 			}
 			sink.ack(w.marker, time.Now().UnixNano())
+			if rank, ok := uintAfter(resp.Body(), rankKey); ok {
+				sink.ranks.set(w.marker, int64(rank))
+			}
 		},
 	}
 }
@@ -547,7 +563,7 @@ func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error)
 	metricsClient, _ := newClient(base, mcfg)
 	scrape := func() metricsSample { return scrapeMetrics(metricsClient, base, cfg.Token, cfg.Timeout) }
 
-	// Setup: the board exists, is seeded, and markers will land at rank 1.
+	// Setup: the board exists, is seeded, and (bottom, random) its top N holds pads.
 	ids := []string{cfg.Leaderboard}
 	if cfg.Create {
 		if err := createBoards(ctx, client, base, cfg.Token, ids, logw); err != nil {
@@ -573,11 +589,19 @@ func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error)
 		}
 	}
 	vr.BoardParticipants = st.Participants
-	var markerBase int64
+	// Every marker's score is at least markerScore0 plus its id, so the ids above the top score's
+	// are free: this run's markers (and pads) start there.
+	var firstID int64
 	if st.TopScore >= markerScore0 {
-		markerBase = int64(st.TopScore-markerScore0) + 1
+		firstID = int64(st.TopScore-markerScore0) + 1
 	}
-	vr.MarkerBase = markerBase
+	plan := newMarkerPlan(cfg, firstID)
+	vr.MarkerBase = plan.base
+	vr.MarkerRank = cfg.MarkerRank
+	if !cfg.Idle && cfg.TopRate > 0 {
+		vr.MarkerLowestRank = plan.lowest
+		vr.Pads = len(plan.pads)
+	}
 	if !cfg.Idle {
 		if st.Status != "active" {
 			return Report{}, fmt.Errorf("leaderboard %s is %s: submissions need it active", cfg.Leaderboard, st.Status)
@@ -586,17 +610,20 @@ func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error)
 			if st.SortOrder != "" && st.SortOrder != "desc" {
 				return Report{}, fmt.Errorf("leaderboard %s sorts %s: markers need a descending board", cfg.Leaderboard, st.SortOrder)
 			}
-			maxMarkerScore := uint64(markerScore0+markerBase) + uint64(cfg.TopRate*(cfg.Warmup+cfg.Duration).Seconds()) + 1
-			if st.MaxScore != nil && *st.MaxScore < maxMarkerScore {
-				return Report{}, fmt.Errorf("leaderboard %s has max_score %d: markers need scores up to %d", cfg.Leaderboard, *st.MaxScore, maxMarkerScore)
+			if st.MaxScore != nil && *st.MaxScore < plan.maxScore {
+				return Report{}, fmt.Errorf("leaderboard %s has max_score %d: markers need scores up to %d", cfg.Leaderboard, *st.MaxScore, plan.maxScore)
 			}
+		}
+		// Before the viewers connect: pads are in their snapshots, not deliveries.
+		if err := submitPads(ctx, client, base, cfg, plan, logw); err != nil {
+			return Report{}, err
 		}
 	}
 
 	// Viewers: connect and subscribe them all before any load.
 	memBefore := scrape()
 	acks := new(ackTable)
-	gcfgs := groupConfigs(cfg, base, markerBase)
+	gcfgs := groupConfigs(cfg, base, plan.base)
 	var set viewerSet
 	if cfg.Procs == 1 {
 		g, err := newViewerGroup(gcfgs[0], acks)
@@ -666,8 +693,9 @@ func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error)
 		}
 	} else {
 		var built atomic.Int64
-		sink := &markerSink{acks: acks, set: set}
-		wl := viewersWorkload(base, cfg, markerBase, sink, &built)
+		ranks := new(ackTable)
+		sink := &markerSink{acks: acks, ranks: ranks, set: set}
+		wl := viewersWorkload(base, cfg, plan, sink, &built)
 		var windowStart time.Time
 		sampled := make(chan [2]metricsSample, 1)
 		onStart := func(start, window, end time.Time) {
@@ -699,17 +727,22 @@ func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error)
 		wall = m1.at.Sub(m0.at)
 		// Also after an interruption: the first Ctrl-C drains and reports, a second one kills.
 		time.Sleep(viewerDrain)
-		// Markers acknowledged inside the measured window.
+		// Markers acknowledged inside the measured window, and the ranks they landed at.
 		ws := windowStart.UnixNano()
 		n := markerIndex(built.Load(), cfg.TopRate/cfg.Rate)
+		var landed []int64
 		for i := int64(0); i < n && i < maxMarkers; i++ {
 			if ack := acks.get(i); ack != 0 {
 				vr.MarkersAcked++
 				if ack >= ws {
 					vr.Markers++
+					if r := ranks.get(i); r > 0 {
+						landed = append(landed, r)
+					}
 				}
 			}
 		}
+		vr.MarkerRanks = rankStats(landed, cfg.TopLimit)
 		if rep.DurationS > 0 {
 			vr.MarkersPerS = round3(float64(vr.Markers) / rep.DurationS)
 		}
@@ -744,6 +777,9 @@ func fillViewersReport(rep *Report, vr *ViewersReport, res *groupResult, cfg Con
 	}
 	vr.Subscriptions = res.Subscriptions
 	vr.Frames, vr.Bytes = res.Frames, res.Bytes
+	if res.Frames > 0 {
+		vr.BytesPerFrame = math.Round(float64(res.Bytes) / float64(res.Frames))
+	}
 	if rep.DurationS > 0 {
 		vr.FramesPerS = round3(float64(res.Frames) / rep.DurationS)
 		vr.MBPerS = round3(float64(res.Bytes) / 1e6 / rep.DurationS)

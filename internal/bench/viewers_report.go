@@ -40,6 +40,19 @@ func (r Report) writeViewersText(w io.Writer) error {
 			r.Requests, r.RequestsPerS, r.MissedSends, r.ErrorsTotal, formatCounts(r.Errors))
 		fmt.Fprintf(&b, "markers:     %d acknowledged in the window (%.1f/s), %d in the whole run\n",
 			v.Markers, v.MarkersPerS, v.MarkersAcked)
+		if v.TopRate > 0 {
+			aim := fmt.Sprintf("rank %d", v.MarkerLowestRank)
+			if v.MarkerRank == placeRandom {
+				aim = fmt.Sprintf("ranks 1..%d", v.MarkerLowestRank)
+			}
+			pads := ""
+			if v.Pads > 0 {
+				pads = fmt.Sprintf(" (after %d pads)", v.Pads)
+			}
+			mr := v.MarkerRanks
+			fmt.Fprintf(&b, "placement:   %s: aimed at %s of the top %d%s; landed at min %d, p50 %d, max %d, %d outside the window\n",
+				v.MarkerRank, aim, v.TopLimit, pads, mr.Min, mr.P50, mr.Max, mr.OutsideWindow)
+		}
 		fmt.Fprintf(&b, "ack ms:      %s\n", formatLatency(r.LatencyMS))
 		fmt.Fprintf(&b, "delivery ms: %s\n", formatLatency(v.LatencyMS))
 		fmt.Fprintf(&b, "             (acknowledgement to viewer, %d viewer x marker observations; %d before the ack, %d never acked)\n",
@@ -60,7 +73,7 @@ func (r Report) writeViewersText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %-12s %d viewers, %d observations%s, ms %s\n", name+":", k.Viewers, k.Observations, seen, formatLatency(k.LatencyMS))
 		}
 	}
-	fmt.Fprintf(&b, "frames:      viewers %.1f/s, %.3f MB/s (%d frames)", v.FramesPerS, v.MBPerS, v.Frames)
+	fmt.Fprintf(&b, "frames:      viewers %.1f/s, %.3f MB/s (%d frames, %.0f bytes each)", v.FramesPerS, v.MBPerS, v.Frames, v.BytesPerFrame)
 	sv := v.Server
 	if sv.MetricsOK {
 		fmt.Fprintf(&b, "; server %.1f/s, %.3f MB/s of updates", sv.FramesPerS, sv.MBPerS)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -85,11 +86,15 @@ func checkDelivery(t *testing.T, rep Report, viewers int) {
 	if top.Observations == 0 || v.Observations < top.Observations || v.LatencyMS.Max <= 0 {
 		t.Fatalf("top observations %d, all %d, latency %+v: the delivery histogram is empty", top.Observations, v.Observations, v.LatencyMS)
 	}
-	// Every marker lands at rank 1 and stays in the top 100 for 2 s: each top viewer sees each one
-	// once (the ratio cannot exceed 1: a viewer records a marker the first time only).
+	// Every marker lands in the top 100 and stays there for at least 0.3 s (see markerDwell; at
+	// rank 1 and 50 markers/s, 2 s): each top viewer sees each one once (the ratio cannot exceed 1:
+	// a viewer records a marker the first time only).
 	if top.Observations > top.Viewers*v.Markers || v.TopSeenRatio < 0.95 {
 		t.Errorf("top viewers made %d observations of %d markers (%d viewers), ratio %g",
 			top.Observations, v.Markers, top.Viewers, v.TopSeenRatio)
+	}
+	if mr := v.MarkerRanks; mr.Count != v.Markers || mr.Min < 1 || mr.Max > int64(v.TopLimit) || mr.OutsideWindow != 0 {
+		t.Errorf("%d markers landed at ranks %+v: want all %d inside the top %d", mr.Count, mr, v.Markers, v.TopLimit)
 	}
 	if v.UnackedObservations != 0 {
 		t.Errorf("%d markers seen that were never acknowledged", v.UnackedObservations)
@@ -123,8 +128,13 @@ func TestViewersMixAgainstServer(t *testing.T) {
 			t.Errorf("%s: %d subscribed (kinds %+v), want %d", k, v.SubscribedByKind[k], v.Kinds[k], n)
 		}
 	}
-	if rep.SeededParticipants != 2000 || v.BoardParticipants != 2000 || v.MarkerBase != 0 {
-		t.Errorf("seeded %d, board %d, marker base %d", rep.SeededParticipants, v.BoardParticipants, v.MarkerBase)
+	// Bottom placement (the default): pads mk-0..mk-99 first, then the measured markers.
+	if rep.SeededParticipants != 2000 || v.BoardParticipants != 2000 || v.MarkerBase != 100 || v.Pads != 100 {
+		t.Errorf("seeded %d, board %d, marker base %d, pads %d", rep.SeededParticipants, v.BoardParticipants, v.MarkerBase, v.Pads)
+	}
+	if v.MarkerRank != "bottom" || v.MarkerLowestRank != 86 || v.MarkerRanks.P50 != 86 {
+		t.Errorf("marker rank %q aimed at %d, landed at %+v: want bottom, 86 (100 - 50/s x 0.3 s + 1)",
+			v.MarkerRank, v.MarkerLowestRank, v.MarkerRanks)
 	}
 	if rep.Ops["marker"].Requests == 0 || rep.Ops["submit"].Requests == 0 {
 		t.Errorf("ops %+v: want both markers and random submissions", rep.Ops)
@@ -133,32 +143,142 @@ func TestViewersMixAgainstServer(t *testing.T) {
 	var m map[string]any
 	_ = json.Unmarshal(stdout.Bytes(), &m)
 	vm, _ := m["viewers"].(map[string]any)
-	for _, k := range []string{"connected", "latency_ms", "frames_per_s", "mb_per_s", "chain_breaks", "resyncs", "errors", "server", "kinds", "top_seen_ratio"} {
+	for _, k := range []string{"connected", "latency_ms", "frames_per_s", "mb_per_s", "bytes_per_frame", "chain_breaks", "resyncs",
+		"errors", "server", "kinds", "top_seen_ratio", "marker_rank", "marker_lowest_rank", "pads", "marker_ranks"} {
 		if _, ok := vm[k]; !ok {
 			t.Errorf("JSON viewers section lacks %q", k)
 		}
 	}
 
-	// A second run against the same board: no seeding, markers continue above the first run's.
+	// A second run against the same board: no seeding, its pads and markers take ids above the
+	// first run's and go above its pads.
 	cfg := viewersConfig(url)
 	cfg.Duration = 500 * time.Millisecond
 	rep2, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep2.SeededParticipants != 0 || rep2.Viewers.MarkerBase != v.MarkersAcked {
-		t.Errorf("second run: seeded %d, marker base %d, want 0 and %d", rep2.SeededParticipants, rep2.Viewers.MarkerBase, v.MarkersAcked)
+	if rep2.SeededParticipants != 0 || rep2.Viewers.MarkerBase < v.MarkerBase+v.MarkersAcked+100 {
+		t.Errorf("second run: seeded %d, marker base %d, want 0 and at least %d",
+			rep2.SeededParticipants, rep2.Viewers.MarkerBase, v.MarkerBase+v.MarkersAcked+100)
 	}
 	checkDelivery(t, rep2, 20)
+	// A third, at rank 1: its markers still go above everything.
+	cfg.MarkerRank = "top"
+	rep3, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep3.Viewers.MarkerBase < rep2.Viewers.MarkerBase+rep2.Viewers.MarkersAcked || rep3.Viewers.MarkerRanks.P50 != 1 {
+		t.Errorf("third run: marker base %d after %d, ranks %+v",
+			rep3.Viewers.MarkerBase, rep2.Viewers.MarkerBase+rep2.Viewers.MarkersAcked, rep3.Viewers.MarkerRanks)
+	}
+	checkDelivery(t, rep3, 20)
 
 	var text bytes.Buffer
 	if err := rep2.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"viewers:", "delivery ms:", "ack ms:", "frames:", "chain breaks", "server cpu:", "client cpu:"} {
+	for _, s := range []string{"viewers:", "delivery ms:", "ack ms:", "placement:   bottom: aimed at rank 86 of the top 100 (after 100 pads)",
+		"frames:", "bytes each", "chain breaks", "server cpu:", "client cpu:"} {
 		if !strings.Contains(text.String(), s) {
 			t.Errorf("text report lacks %q:\n%s", s, text.String())
 		}
+	}
+}
+
+// TestViewersMarkerRank runs each placement against its own board: markers land where asked,
+// every top viewer still sees every one, and frames at the bottom are a fraction of those at rank 1
+// (which carry the whole window).
+func TestViewersMarkerRank(t *testing.T) {
+	url := startLeaderboardServer(t)
+	reps := map[string]Report{}
+	for _, place := range []string{"top", "bottom", "random"} {
+		cfg := viewersConfig(url)
+		cfg.Leaderboard = "rank-" + place
+		cfg.MarkerRank = place
+		cfg.Duration = 1500 * time.Millisecond
+		rep, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", place, err)
+		}
+		checkDelivery(t, rep, 20)
+		reps[place] = rep
+		v := rep.Viewers
+		t.Logf("%s: aimed at %d, landed %+v, %d frames, %.0f bytes per frame, delivery p50 %.3f ms",
+			place, v.MarkerLowestRank, v.MarkerRanks, v.Frames, v.BytesPerFrame, v.LatencyMS.P50)
+		if v.MarkerRank != place || v.BytesPerFrame <= 0 {
+			t.Errorf("%s: report says marker rank %q, %g bytes per frame", place, v.MarkerRank, v.BytesPerFrame)
+		}
+	}
+	// 50 markers/s x 0.3 s: bottom markers enter at rank 100 - 15 + 1 and stay for 15 arrivals.
+	top, bottom, random := reps["top"].Viewers, reps["bottom"].Viewers, reps["random"].Viewers
+	if top.Pads != 0 || top.MarkerLowestRank != 1 || top.MarkerRanks.P50 != 1 {
+		t.Errorf("top: %d pads, aimed at %d, landed at %+v", top.Pads, top.MarkerLowestRank, top.MarkerRanks)
+	}
+	if bottom.Pads != 100 || bottom.MarkerLowestRank != 86 || bottom.MarkerRanks.P50 != 86 || bottom.MarkerRanks.Min < 86 {
+		t.Errorf("bottom: %d pads, aimed at %d, landed at %+v", bottom.Pads, bottom.MarkerLowestRank, bottom.MarkerRanks)
+	}
+	if random.Pads != 100 || random.MarkerLowestRank != 86 || random.MarkerRanks.Max > 90 || random.MarkerRanks.Max-random.MarkerRanks.Min < 20 {
+		t.Errorf("random: %d pads, aimed at 1..%d, landed at %+v", random.Pads, random.MarkerLowestRank, random.MarkerRanks)
+	}
+	// A frame at rank 1 carries all 100 entries, at the bottom the 15 that shift (~100 bytes each).
+	if bottom.BytesPerFrame*3 > top.BytesPerFrame {
+		t.Errorf("bytes per frame: bottom %.0f, top %.0f: want bottom frames under a third of top ones",
+			bottom.BytesPerFrame, top.BytesPerFrame)
+	}
+}
+
+func TestMarkerPlan(t *testing.T) {
+	for _, c := range []struct {
+		limit int
+		rate  float64
+		want  int
+	}{{100, 100, 71}, {100, 50, 86}, {100, 1, 100}, {100, 3.4, 99}, {10, 1000, 1}, {1, 5, 1}} {
+		if got := lowestMarkerRank(c.limit, c.rate); got != c.want {
+			t.Errorf("lowestMarkerRank(%d, %g) = %d, want %d", c.limit, c.rate, got, c.want)
+		}
+	}
+
+	cfg := DefaultConfig(ModeViewers)
+	cfg.TopLimit, cfg.TopRate, cfg.Warmup, cfg.Duration = 10, 10, 0, 10*time.Second // lowest rank 8, 101 markers
+	p := newMarkerPlan(cfg, 5)
+	if p.first != 5 || p.base != 15 || len(p.pads) != 10 || p.lowest != 8 {
+		t.Fatalf("plan %+v", p)
+	}
+	// Pads are above markerScore0 + every id of the run, best first, a run's worth of markers apart.
+	if p.pads[9] <= markerScore0+15+101 || p.pads[0]-p.pads[1] <= 101 || !slices.IsSortedFunc(p.pads, func(a, b int64) int { return int(b - a) }) {
+		t.Errorf("pads %v", p.pads)
+	}
+	// Bottom: each marker one above the previous, at rank 8, below the pad at rank 7.
+	for i := range 101 {
+		s := p.score(nil, p.base+int64(i))
+		if s != p.pads[7]+1+int64(i) || p.window[7] != s || p.window[6] != p.pads[6] || uint64(s) > p.maxScore {
+			t.Fatalf("marker %d: score %d, window %v", i, s, p.window)
+		}
+	}
+
+	// Random: markers at ranks 1..8 of the client's copy, which stays sorted; rank 1 goes above all.
+	cfg.MarkerRank = "random"
+	p = newMarkerPlan(cfg, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 101 {
+		s := p.score(rng, p.base+int64(i))
+		r := slices.Index(p.window, s) + 1
+		if r < 1 || r > 8 || uint64(s) > p.maxScore || !slices.IsSortedFunc(p.window, func(a, b int64) int { return int(b - a) }) {
+			t.Fatalf("marker %d: score %d at rank %d, window %v", i, s, r, p.window)
+		}
+	}
+
+	cfg.MarkerRank = "top"
+	p = newMarkerPlan(cfg, 7)
+	if p.base != 7 || p.pads != nil || p.score(nil, 9) != markerScore0+9 {
+		t.Errorf("top plan %+v", p)
+	}
+
+	rs := rankStats([]int64{3, 1, 120, 2, 2}, 100)
+	if rs != (RankStats{Count: 5, Min: 1, P50: 2, Max: 120, OutsideWindow: 1}) {
+		t.Errorf("rankStats: %+v", rs)
 	}
 }
 
@@ -279,6 +399,8 @@ func TestViewersBadFlags(t *testing.T) {
 		{"viewers", "--mix", "top=0"},
 		{"viewers", "--mix", "top=x"},
 		{"viewers", "--top-limit", "1001"},
+		{"viewers", "--marker-rank", "middle"},
+		{"viewers", "--marker-rank", ""},
 		{"viewers", "--radius", "51"},
 		{"viewers", "--rate", "0"},
 		{"viewers", "--rate", "10", "--top-rate", "20"},
@@ -299,6 +421,8 @@ func TestViewersBadFlags(t *testing.T) {
 	}
 	// Accepted: idle needs no rate; a remote URL with the kernel's choice of source address.
 	for _, args := range [][]string{
+		{"--marker-rank", "top"},
+		{"--marker-rank", "bottom"},
 		{"--idle", "--rate", "0"},
 		{"--url", "http://10.1.2.3:8080", "--source-ips", ""},
 		{"--seed=false", "--random-seed", "9"},
@@ -310,9 +434,10 @@ func TestViewersBadFlags(t *testing.T) {
 	}
 	t.Setenv("LEADERBOARD_BENCH_VIEWERS", "123")
 	t.Setenv("LEADERBOARD_BENCH_TOP_RATE", "7")
+	t.Setenv("LEADERBOARD_BENCH_MARKER_RANK", "random")
 	var stderr bytes.Buffer
 	o, _, ok := parseArgs(ModeViewers, nil, &stderr)
-	if !ok || o.cfg.Viewers != 123 || o.cfg.TopRate != 7 || !o.cfg.SeedBoard || o.cfg.Participants != 100_000 {
+	if !ok || o.cfg.Viewers != 123 || o.cfg.TopRate != 7 || o.cfg.MarkerRank != "random" || !o.cfg.SeedBoard || o.cfg.Participants != 100_000 {
 		t.Errorf("environment: %+v (%s)", o.cfg, stderr.String())
 	}
 }
