@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -28,8 +29,14 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 		ch := make(chan *wsConn, capacity) // a connection is in at most one channel once
 		p.chans[i] = ch
 		go func() {
+			n := 0
 			for c := range ch {
 				c.writeQueued()
+				// Let the HTTP handlers in between: a burst of thousands of
+				// writes otherwise keeps submissions waiting for its whole length.
+				if n++; n%16 == 0 {
+					runtime.Gosched()
+				}
 			}
 		}()
 	}
@@ -99,15 +106,21 @@ func (c *wsConn) abort() {
 }
 
 // roomFor reports whether the socket's send buffer can take n more bytes
-// without the write blocking. An empty send queue always can.
+// without the write blocking. An empty send queue always can. The room found
+// by one check is kept as credit: the kernel only drains the buffer, so until
+// that credit is spent no further check (a system call) is needed.
 func (c *wsConn) roomFor(n int) bool {
 	if c.raw == nil {
+		return true
+	}
+	if c.credit >= n {
+		c.credit -= n
 		return true
 	}
 	ok := true
 	_ = c.raw.Control(func(fd uintptr) {
 		outq, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
-		if err != nil || outq == 0 {
+		if err != nil {
 			return
 		}
 		if outq+n > c.sndbuf/2 { // the buffer may have grown (autotuning): look again
@@ -116,7 +129,9 @@ func (c *wsConn) roomFor(n int) bool {
 			}
 		}
 		// The kernel counts memory, not payload; half of SO_SNDBUF is a safe payload bound.
-		ok = outq+n <= c.sndbuf/2
+		free := c.sndbuf/2 - outq
+		ok = outq == 0 || n <= free
+		c.credit = max(free-n, 0)
 	})
 	return ok
 }

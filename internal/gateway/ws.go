@@ -31,6 +31,7 @@ type wsConn struct {
 	queue     []fanout.Frame
 	scheduled bool // with its writer, or draining on a goroutine of its own
 	sndbuf    int  // last SO_SNDBUF read
+	credit    int  // bytes known to fit in the send buffer without another check
 
 	mu      sync.Mutex
 	subs    map[string]*wsSub // by the client's id
