@@ -529,38 +529,37 @@ func (h *Hub) read(ctx context.Context, board string, spec Spec) (*segment, erro
 		seg.version, seg.list = p.Version, listState{offset: 0, entries: p.Entries}
 	case Around:
 		p, err := h.src.Around(ctx, board, spec.ParticipantID, 2*spec.Radius+1)
-		switch {
-		case errors.Is(err, store.ErrParticipantNotFound):
-			st, err := h.src.Stats(ctx, board)
-			if err != nil {
-				return nil, mapErr(err)
-			}
-			seg.version = st.Version
-		case err != nil:
-			return nil, mapErr(err)
-		default:
-			seg.version = p.Version
-			seg.list.entries = p.Entries
-			if len(p.Entries) > 0 {
-				seg.list.offset = p.Entries[0].Rank - 1
-			}
+		if err != nil {
+			return h.unranked(ctx, board, seg, err)
+		}
+		seg.version = p.Version
+		seg.list.entries = p.Entries
+		if len(p.Entries) > 0 {
+			seg.list.offset = p.Entries[0].Rank - 1
 		}
 	case Participant:
 		v, err := h.src.Participant(ctx, board, spec.ParticipantID, 0)
-		switch {
-		case errors.Is(err, store.ErrParticipantNotFound):
-			st, err := h.src.Stats(ctx, board)
-			if err != nil {
-				return nil, mapErr(err)
-			}
-			seg.version = st.Version
-		case err != nil:
-			return nil, mapErr(err)
-		default:
-			e := v.Entry
-			seg.version, seg.part.entry = v.Version, &e
+		if err != nil {
+			return h.unranked(ctx, board, seg, err)
 		}
+		e := v.Entry
+		seg.version, seg.part.entry = v.Version, &e
 	}
+	return seg, nil
+}
+
+// unranked finishes a read of a window around a participant that failed:
+// when the participant is not ranked, the window is empty at the board's
+// current version; any other error is returned.
+func (h *Hub) unranked(ctx context.Context, board string, seg *segment, err error) (*segment, error) {
+	if !errors.Is(err, store.ErrParticipantNotFound) {
+		return nil, mapErr(err)
+	}
+	st, err := h.src.Stats(ctx, board)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	seg.version = st.Version
 	return seg, nil
 }
 
