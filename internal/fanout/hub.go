@@ -115,6 +115,7 @@ type boardHub struct {
 
 	mu       sync.Mutex
 	segments map[string]*segment
+	stale    bool // some segment must be read again at the next flush (see markIfMissed)
 }
 
 // bucket is the union of rank ranges changed by versions from..to.
@@ -143,6 +144,7 @@ type segment struct {
 	part    partState
 	subs    map[*Subscription]struct{}
 	snap    []byte // the encoded snapshot of this version, shared by new subscribers
+	stale   bool   // installed after a flush that missed it; read again at the next flush
 }
 
 // Subscription is one subscriber of one segment.
@@ -248,6 +250,7 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 			seg = fresh
 			seg.key = key
 			bh.segments[key] = seg
+			bh.markIfMissed(seg)
 		}
 		bh.mu.Unlock()
 	}
@@ -277,13 +280,30 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 	return sub, nil
 }
 
-// noteRead records that every change after version will be in the log.
+// noteRead records that every change after version will be in the log. It
+// matters only until the first change is recorded: afterwards the log is
+// continuous, and a read cannot be older than what it has already pruned.
 func (bh *boardHub) noteRead(version uint64) {
 	bh.evMu.Lock()
-	if !bh.histKnown || version < bh.histStart {
+	if !bh.histKnown {
 		bh.histStart, bh.histKnown = version, true
 	}
 	bh.evMu.Unlock()
+}
+
+// markIfMissed flags a segment just installed from a read at seg.version when
+// a flush already closed a bucket of later changes that can reach it: that
+// flush did not know the segment, so the next one must read it again even if
+// nothing new happens. Called with bh.mu held.
+func (bh *boardHub) markIfMissed(seg *segment) {
+	bh.evMu.Lock()
+	defer bh.evMu.Unlock()
+	for i := len(bh.hist) - 1; i >= 0 && bh.hist[i].to > seg.version; i-- {
+		if seg.affected(bh.hist[i].lo, bh.hist[i].hi) {
+			seg.stale, bh.stale = true, true
+			return
+		}
+	}
 }
 
 // initial is the frame after `subscribed`: a catch-up update from since when
@@ -434,15 +454,18 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 		bh.hist = append(bh.hist[:0], bh.hist[cut:]...)
 	}
 	bh.evMu.Unlock()
-	if !b.any {
-		return
-	}
 
 	bh.mu.Lock()
+	if !b.any && !bh.stale {
+		bh.mu.Unlock()
+		return
+	}
+	bh.stale = false
 	var due []*segment
 	maxTop := 0
 	for _, seg := range bh.segments {
-		if seg.affected(b.lo, b.hi) {
+		if seg.stale || (b.any && seg.affected(b.lo, b.hi)) {
+			seg.stale = false
 			due = append(due, seg)
 			if seg.spec.Kind == Top {
 				maxTop = max(maxTop, seg.spec.Limit)
@@ -584,13 +607,13 @@ func (s *segment) affected(lo, hi int64) bool {
 		return lo <= int64(s.spec.Limit)
 	case Participant:
 		if s.part.entry == nil {
-			return true // not ranked: any change may be its arrival
+			return hi == math.MaxInt64 // not ranked: only an arrival can be it
 		}
 		r := s.part.entry.Rank
 		return lo <= r && r <= hi
 	default:
 		if len(s.list.entries) == 0 {
-			return true
+			return hi == math.MaxInt64 // its participant is not ranked: only an arrival can be it
 		}
 		first, last := s.list.offset+1, s.list.offset+int64(len(s.list.entries))
 		// A window near the end also grows when someone arrives just below it.

@@ -448,3 +448,51 @@ func TestScoreChangeInPlace(t *testing.T) {
 		t.Fatalf("participant = %+v, want rank 1 score 120", vp.part)
 	}
 }
+
+// racingSource reads the window, then lets a change land and a flush run
+// before handing the (now older) window to Subscribe: the interleaving in
+// which a flush closes a bucket while a new segment is still being read.
+type racingSource struct {
+	*memory.Store
+	during func()
+}
+
+func (r *racingSource) Page(ctx context.Context, board string, offset, limit int) (store.Page, error) {
+	p, err := r.Store.Page(ctx, board, offset, limit)
+	if r.during != nil {
+		during := r.during
+		r.during = nil
+		during()
+	}
+	return p, err
+}
+
+// TestSegmentInstalledAfterAMissedFlush: a change that lands between a new
+// segment's read and its installation still reaches its subscribers.
+func TestSegmentInstalledAfterAMissedFlush(t *testing.T) {
+	ctx := context.Background()
+	var hub *Hub
+	st := memory.New(memory.Options{Epoch: "ep", Sink: sinkFunc(func(e store.Event) { hub.Publish(e) })})
+	src := &racingSource{Store: st}
+	hub = New(src, Options{Epoch: "ep"})
+	st.CreateBoard(ctx, "m", store.BoardOptions{})
+	res := make([]store.Result, 1)
+	for i, score := range []uint64{10, 20, 30, 40} {
+		st.Submit(ctx, "m", []store.Submission{{ParticipantID: fmt.Sprint("p", i), Score: score, AchievedAt: 1}}, res)
+	}
+	// Another subscriber makes the board known to the hub, so the change is recorded.
+	hub.Subscribe(ctx, "m", "other", Spec{Kind: Participant, ParticipantID: "p0"}, nil, "", &recorder{}, nil)
+	src.during = func() {
+		st.Submit(ctx, "m", []store.Submission{{ParticipantID: "p9", Score: 99, AchievedAt: 2}}, res)
+		hub.Flush(ctx)
+	}
+	rec := &recorder{}
+	if _, err := hub.Subscribe(ctx, "m", "t", Spec{Kind: Top, Limit: 3}, nil, "", rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	hub.Flush(ctx) // nothing new happened, but the segment was read before p9 arrived
+	want, _ := expected(t, st, "m", Spec{Kind: Top, Limit: 3})
+	if got := apply(t, rec.all(), "t").list(); !slices.Equal(got, want) {
+		t.Fatalf("window %v, store %v", got, want)
+	}
+}

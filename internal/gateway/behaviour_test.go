@@ -353,3 +353,31 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	t.Logf("shutdown took %v", time.Since(start))
 }
+
+// TestPingsAfterBurstsKeepConnectionsOpen: server pings that follow update
+// bursts are written (a write deadline left over from a burst would fail
+// them and close the connection), and a client that answers stays connected.
+func TestPingsAfterBurstsKeepConnectionsOpen(t *testing.T) {
+	addr := startServer(t, func(c *server.Config) {
+		c.PingInterval, c.HeartbeatTimeout = 1200*time.Millisecond, 3*time.Second
+	})
+	seed(t, addr, "pg")
+	c, _, err := dial(t, addr, "pg", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(t, `{"type":"subscribe","id":"t","kind":"top","limit":5}`)
+	for i := 0; i < 3; i++ {
+		post(t, "http://"+addr+"/v1/leaderboards/pg/scores", fmt.Sprintf(`{"participant_id":"burst%d","score":%d}`, i, 5000+i))
+		time.Sleep(1500 * time.Millisecond) // past the pool writers' 1 s deadline, across a ping
+	}
+	select {
+	case err := <-c.closed:
+		t.Fatalf("connection closed: %v", err)
+	default:
+	}
+	w := replay(t, c.all(), "t")
+	if w.entries[1] != "burst2:5002" {
+		t.Fatalf("window %v, want burst2 first", w.entries)
+	}
+}

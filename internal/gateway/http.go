@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -108,9 +109,13 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 	sink := newChanSink(g.opts.SendQueue)
 	sub, err := g.hub.Subscribe(r.Context(), boardID, streamID, spec, since, q.Get("epoch"), sink, sink.onDrop)
 	if err != nil {
-		return g.boardExists(r.Context(), boardID)
+		return subscribeError(err, boardID)
 	}
-	defer func() { g.hub.Unsubscribe(sub) }()
+	defer func() {
+		if sub != nil {
+			g.hub.Unsubscribe(sub)
+		}
+	}()
 	g.stats.sseActive.Add(1)
 	defer g.stats.sseActive.Add(-1)
 
@@ -128,7 +133,8 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 		}
 		bw.WriteString("event: ")
 		bw.WriteString(f.Type)
-		if f.Version > 0 || f.Type != "resync" {
+		if f.Type == "snapshot" || f.Type == "update" {
+			// Only window versions: Last-Event-ID must name a state the window had.
 			bw.WriteString("\nid: ")
 			bw.WriteString(strconv.FormatUint(f.Version, 10))
 		}
@@ -179,7 +185,7 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 			}
 			g.hub.Unsubscribe(sub)
 			if sub, err = g.hub.Subscribe(r.Context(), boardID, streamID, spec, nil, "", sink, sink.onDrop); err != nil {
-				return nil
+				return nil // the stream has started: end it, the client reconnects
 			}
 		case <-ping.C:
 			bw.WriteString(": ping\n\n")
@@ -211,6 +217,9 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 		}
 		timeout = time.Duration(ms) * time.Millisecond
 	}
+	if g.closing.Load() {
+		return &board.Error{Code: board.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
+	}
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
@@ -218,9 +227,13 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 	sink := newChanSink(4)
 	sub, err := g.hub.Subscribe(r.Context(), boardID, streamID, spec, since, q.Get("epoch"), sink, sink.onDrop)
 	if err != nil {
-		return g.boardExists(r.Context(), boardID)
+		return subscribeError(err, boardID)
 	}
-	defer func() { g.hub.Unsubscribe(sub) }()
+	defer func() {
+		if sub != nil {
+			g.hub.Unsubscribe(sub)
+		}
+	}()
 	g.stats.pollActive.Add(1)
 	defer g.stats.pollActive.Add(-1)
 	timer := time.NewTimer(timeout)
@@ -257,4 +270,12 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 			return nil
 		}
 	}
+}
+
+// subscribeError maps a failed hub subscription to the API's errors.
+func subscribeError(err error, boardID string) error {
+	if errors.Is(err, fanout.ErrNotFound) {
+		return &board.Error{Code: board.CodeLeaderboardNotFound, Message: "leaderboard \"" + boardID + "\" does not exist"}
+	}
+	return &board.Error{Code: board.CodeUnavailable, Message: err.Error(), RetryAfter: time.Second}
 }

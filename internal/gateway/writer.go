@@ -47,11 +47,13 @@ func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
 
 // writeQueued writes what the connection has queued while its socket takes it.
 func (c *wsConn) writeQueued() {
+	// roomFor makes these writes non-blocking; the deadline is the guard
+	// should the estimate be wrong: a pool writer is never held for long.
+	_ = c.ws.SetWriteDeadline(time.Now().Add(poolWriteTimeout))
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
-			c.scheduled = false
-			c.queue = nil // drop the burst's array (a [:0:0] slice would still point at it)
+			c.release()
 			c.qmu.Unlock()
 			c.drained()
 			return
@@ -71,15 +73,16 @@ func (c *wsConn) writeQueued() {
 	}
 }
 
+// poolWriteTimeout bounds a write by a pool writer.
+const poolWriteTimeout = time.Second
+
 // writeBlocking drains the queue of a connection whose socket is backed up.
+// Every write sets its own deadline.
 func (c *wsConn) writeBlocking() {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
-	defer c.ws.SetWriteDeadline(time.Time{})
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
-			c.scheduled = false
-			c.queue = nil
+			c.release()
 			c.qmu.Unlock()
 			c.drained()
 			return
@@ -87,12 +90,22 @@ func (c *wsConn) writeBlocking() {
 		f := c.queue[0]
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
 		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
 			c.abort()
 			return
 		}
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
 	}
+}
+
+// release ends a writer's ownership of the connection's queue. The write
+// deadline is cleared first, while this writer still owns the connection:
+// gws writes pings and pongs on its own, and an expired deadline would fail
+// them; the next owner sets its own deadline before writing. Called with qmu held.
+func (c *wsConn) release() {
+	_ = c.ws.SetWriteDeadline(time.Time{})
+	c.scheduled = false
+	c.queue = nil // drop the burst's array (a [:0:0] slice would still point at it)
 }
 
 // abort closes a connection whose write failed; its reader then sees the
@@ -106,7 +119,8 @@ func (c *wsConn) abort() {
 }
 
 // roomFor reports whether the socket's send buffer can take n more bytes
-// without the write blocking. An empty send queue always can. The room found
+// without the write blocking (a frame larger than the whole buffer never can:
+// it goes to the blocking path). The room found
 // by one check is kept as credit: the kernel only drains the buffer, so until
 // that credit is spent no further check (a system call) is needed.
 func (c *wsConn) roomFor(n int) bool {
@@ -129,8 +143,13 @@ func (c *wsConn) roomFor(n int) bool {
 			}
 		}
 		// The kernel counts memory, not payload; half of SO_SNDBUF is a safe payload bound.
+		if c.sndbuf == 0 {
+			if b, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF); err == nil {
+				c.sndbuf = b
+			}
+		}
 		free := c.sndbuf/2 - outq
-		ok = outq == 0 || n <= free
+		ok = n <= free
 		c.credit = max(free-n, 0)
 	})
 	return ok

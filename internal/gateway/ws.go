@@ -58,6 +58,12 @@ func (c *wsConn) enqueue(f fanout.Frame, force bool) bool {
 		c.qmu.Unlock()
 		return false
 	}
+	if len(c.queue) >= 2*c.g.opts.SendQueue {
+		// Even notices and errors pile up: the client sends faster than it reads.
+		c.qmu.Unlock()
+		_ = c.ws.NetConn().Close()
+		return false
+	}
 	c.queue = append(c.queue, f)
 	schedule := !c.scheduled
 	c.scheduled = true
@@ -90,9 +96,11 @@ func (c *wsConn) onDrop(s *fanout.Subscription) {
 	}
 	ws.sub, ws.ready = nil, false
 	c.waiting = true
+	// Queued under c.mu, so a resubscribe (which takes c.mu) cannot put a
+	// snapshot ahead of this notice.
+	c.write(fanout.ResyncFrame(s.ID, "slow_consumer"))
 	c.mu.Unlock()
 	c.g.stats.resyncs.Add(1)
-	c.write(fanout.ResyncFrame(s.ID, "slow_consumer"))
 }
 
 // resubscribe gives every dropped subscription a fresh snapshot.
@@ -106,7 +114,12 @@ func (c *wsConn) resubscribe() {
 	}
 	c.mu.Unlock()
 	for _, s := range todo {
-		c.subscribe(s.id, s.spec, nil, "")
+		c.mu.Lock()
+		current := c.subs[s.id] == s && !s.ready && !c.closed // not unsubscribed or replaced meanwhile
+		c.mu.Unlock()
+		if current {
+			c.subscribe(s.id, s.spec, nil, "")
+		}
 	}
 }
 
@@ -144,8 +157,9 @@ func (c *wsConn) subscribe(id string, spec fanout.Spec, since *uint64, epoch str
 		return
 	}
 	if c.closed || c.subs[id] != entry {
-		// Closed or replaced while subscribing.
-		go c.g.hub.Unsubscribe(sub)
+		// Closed or replaced while subscribing (c.mu before the hub's lock is
+		// the lock order, so this is safe here).
+		c.g.hub.Unsubscribe(sub)
 		return
 	}
 	if sub.Dropped() { // the queue was full already: resync once it drains
@@ -229,6 +243,9 @@ func (e *events) OnMessage(socket *gws.Conn, message *gws.Message) {
 		code, msg := board.CodeInvalidArgument, err.Error()
 		if errors.As(err, &be) {
 			code, msg = be.Code, be.Message
+		}
+		if m.Type == "subscribe" && m.ID != "" {
+			c.unsubscribe(m.ID) // a rejected subscribe leaves no subscription under its id
 		}
 		c.write(fanout.ErrorFrame(m.ID, code, msg))
 		return
