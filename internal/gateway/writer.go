@@ -47,9 +47,10 @@ func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
 
 // writeQueued writes what the connection has queued while its socket takes it.
 func (c *wsConn) writeQueued() {
-	// roomFor makes these writes non-blocking; the deadline is the guard
-	// should the estimate be wrong: a pool writer is never held for long.
-	_ = c.ws.SetWriteDeadline(time.Now().Add(poolWriteTimeout))
+	// No deadline here: roomFor admits a frame only when it fits in half the
+	// send buffer (the kernel counts memory, not payload), so these writes do
+	// not block, and a deadline per burst would cost two timer updates per
+	// connection per flush.
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
@@ -73,9 +74,6 @@ func (c *wsConn) writeQueued() {
 	}
 }
 
-// poolWriteTimeout bounds a write by a pool writer.
-const poolWriteTimeout = time.Second
-
 // writeBlocking drains the queue of a connection whose socket is backed up.
 // Every write sets its own deadline.
 func (c *wsConn) writeBlocking() {
@@ -91,6 +89,7 @@ func (c *wsConn) writeBlocking() {
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
 		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
+		c.deadline = true
 		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
 			c.abort()
 			return
@@ -98,12 +97,15 @@ func (c *wsConn) writeBlocking() {
 	}
 }
 
-// release ends a writer's ownership of the connection's queue. The write
-// deadline is cleared first, while this writer still owns the connection:
+// release ends a writer's ownership of the connection's queue. A write
+// deadline set by writeBlocking is cleared first, while it still owns the connection:
 // gws writes pings and pongs on its own, and an expired deadline would fail
 // them; the next owner sets its own deadline before writing. Called with qmu held.
 func (c *wsConn) release() {
-	_ = c.ws.SetWriteDeadline(time.Time{})
+	if c.deadline {
+		_ = c.ws.SetWriteDeadline(time.Time{})
+		c.deadline = false
+	}
 	c.scheduled = false
 	c.queue = nil // drop the burst's array (a [:0:0] slice would still point at it)
 }
