@@ -214,23 +214,19 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	defer putBuf(body) // the response is encoded into the same buffer
 	in, err := decodeScore(*body)
-	if err != nil {
-		putBuf(body)
-		a.metrics.rejected.Inc()
-		return err
+	if err == nil {
+		var res store.Result
+		if res, err = a.svc.Submit(r.Context(), id, in); err == nil {
+			a.metrics.countResult(&res)
+			*body = appendResult((*body)[:0], id, in.ParticipantID, &res)
+			writeJSONBytes(w, http.StatusOK, *body)
+			return nil
+		}
 	}
-	res, err := a.svc.Submit(r.Context(), id, in)
-	if err != nil {
-		putBuf(body)
-		a.metrics.rejected.Inc()
-		return err
-	}
-	a.metrics.countResult(&res)
-	*body = appendResult((*body)[:0], id, in.ParticipantID, &res)
-	writeJSONBytes(w, http.StatusOK, *body)
-	putBuf(body)
-	return nil
+	a.metrics.rejected.Inc()
+	return err
 }
 
 func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
@@ -242,14 +238,13 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	defer putBuf(body) // the response is encoded into the same buffer
 	ins, decodeErrs, err := decodeBatch(*body)
 	if err != nil {
-		putBuf(body)
 		return err
 	}
 	results, errs, err := a.svc.SubmitBatch(r.Context(), id, ins, decodeErrs)
 	if err != nil {
-		putBuf(body)
 		a.metrics.rejected.Add(float64(len(ins)))
 		return err
 	}
@@ -271,9 +266,8 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 		b = appendResult(b, id, ins[i].ParticipantID, &results[i])
 	}
 	b = append(b, "]}"...)
-	*body = b
+	*body = b // the grown buffer goes back to the pool
 	writeJSONBytes(w, http.StatusOK, b)
-	putBuf(body)
 	return nil
 }
 

@@ -31,7 +31,7 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 		go func() {
 			n := 0
 			for c := range ch {
-				c.writeQueued()
+				c.writeQueued(false)
 				// Let the HTTP handlers in between: a burst of thousands of
 				// writes otherwise keeps submissions waiting for its whole length.
 				if n++; n%16 == 0 {
@@ -45,12 +45,13 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 
 func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
 
-// writeQueued writes what the connection has queued while its socket takes it.
-func (c *wsConn) writeQueued() {
-	// No deadline here: roomFor admits a frame only when it fits in half the
-	// send buffer (the kernel counts memory, not payload), so these writes do
-	// not block, and a deadline per burst would cost two timer updates per
-	// connection per flush.
+// writeQueued writes what the connection has queued. A pool writer calls it
+// with blocking false: it writes only while the socket has room (roomFor
+// admits a frame only when it fits in half the send buffer, so these writes
+// do not block and need no deadline, which would cost two timer updates per
+// connection per flush), and hands the rest to a goroutine of the connection's
+// own, which calls it with blocking true: every write then has a deadline.
+func (c *wsConn) writeQueued(blocking bool) {
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
@@ -60,36 +61,17 @@ func (c *wsConn) writeQueued() {
 			return
 		}
 		f := c.queue[0]
-		if !c.roomFor(f.Len() + 14) {
+		if !blocking && !c.roomFor(f.Len()+14) {
 			c.qmu.Unlock()
-			go c.writeBlocking() // keeps scheduled: it owns the queue now
+			go c.writeQueued(true) // keeps scheduled: that goroutine owns the queue now
 			return
 		}
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
-		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
-			c.abort()
-			return
+		if blocking {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
+			c.deadline = true
 		}
-	}
-}
-
-// writeBlocking drains the queue of a connection whose socket is backed up.
-// Every write sets its own deadline.
-func (c *wsConn) writeBlocking() {
-	for {
-		c.qmu.Lock()
-		if len(c.queue) == 0 {
-			c.release()
-			c.qmu.Unlock()
-			c.drained()
-			return
-		}
-		f := c.queue[0]
-		c.queue = c.queue[1:]
-		c.qmu.Unlock()
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
-		c.deadline = true
 		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
 			c.abort()
 			return
@@ -98,7 +80,7 @@ func (c *wsConn) writeBlocking() {
 }
 
 // release ends a writer's ownership of the connection's queue. A write
-// deadline set by writeBlocking is cleared first, while it still owns the connection:
+// deadline set by a blocking writer is cleared first, while it still owns the connection:
 // gws writes pings and pongs on its own, and an expired deadline would fail
 // them; the next owner sets its own deadline before writing. Called with qmu held.
 func (c *wsConn) release() {

@@ -32,7 +32,7 @@ type wsConn struct {
 	scheduled bool // with its writer, or draining on a goroutine of its own
 	sndbuf    int  // last SO_SNDBUF read
 	credit    int  // bytes known to fit in the send buffer without another check
-	deadline  bool // writeBlocking left a write deadline on the socket
+	deadline  bool // a blocking writer left a write deadline on the socket
 
 	mu      sync.Mutex
 	subs    map[string]*wsSub // by the client's id
