@@ -23,6 +23,7 @@ import (
 func startRealServer(t *testing.T) string {
 	t.Helper()
 	cfg := server.DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.SubmitRate, cfg.FlushInterval = "127.0.0.1:0", 0, 20*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)

@@ -5,6 +5,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -43,6 +44,8 @@ type Options struct {
 	// "GET /assets/...". These are not API routes: they stay out of Routes()
 	// (and docs/openapi.yaml); every other unknown path is still the JSON 404.
 	Page http.Handler
+	// Ready, when set, is asked by /readyz whether every backend is reachable.
+	Ready func(ctx context.Context) error
 }
 
 // Live is what the live-update routes need from the gateway.
@@ -116,6 +119,11 @@ func (a *API) register() {
 		{"GET", "/v1/leaderboards/{id}/subscribe", a.live(Live.ServeWebSocket)},
 		{"GET", "/v1/leaderboards/{id}/stream", a.live(Live.ServeSSE)},
 		{"GET", "/v1/leaderboards/{id}/updates", a.live(Live.ServeLongPoll)},
+		{"GET", "/v1/leaderboards/{id}/final-rankings", a.finalRankings},
+		{"GET", "/v1/leaderboards/{id}/participants/{pid}/events", a.participantEvents},
+		{"GET", "/v1/participants/{pid}/results", a.participantResults},
+		{"PUT", "/v1/participants/{pid}", a.putProfile},
+		{"GET", "/v1/participants/{pid}", a.getProfile},
 	}
 	methods := map[string][]string{}
 	var paths []string

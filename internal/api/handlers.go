@@ -22,6 +22,11 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	if a.draining.Load() {
 		return &board.Error{Code: board.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
 	}
+	if a.opts.Ready != nil {
+		if err := a.opts.Ready(r.Context()); err != nil {
+			return &board.Error{Code: board.CodeUnavailable, Message: "a backend is unreachable: " + err.Error(), RetryAfter: time.Second}
+		}
+	}
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`))
 	return nil
 }

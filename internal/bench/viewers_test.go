@@ -22,6 +22,7 @@ import (
 func startLeaderboardServer(t *testing.T) string {
 	t.Helper()
 	cfg := server.DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr = "127.0.0.1:0"
 	cfg.SubmitRate = 0
 	cfg.FlushInterval = 20 * time.Millisecond

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/ratelimit"
 	"github.com/lbhq/leaderboard/internal/store"
 )
@@ -59,6 +61,13 @@ type meta struct {
 	paused        bool
 	completed     bool
 	notified      Status // the status last announced through OnStatus
+
+	// Set when completed with history on: the final ranking is in the history
+	// store and the board has left the ranking store.
+	finalizedAt  time.Time
+	finalVersion uint64
+	finalTotal   int64
+	archived     bool
 }
 
 // status is the effective status at now: completion by ends_at and the start
@@ -87,6 +96,13 @@ type Options struct {
 	// OnStatus is told every change of a leaderboard's status (to reach live
 	// viewers), with the leaderboard's version at that moment; optional.
 	OnStatus func(board string, status Status, version uint64)
+	// History keeps metadata, final rankings, profiles and the audit log;
+	// nil runs without persistence (history routes answer 503).
+	History history.Store
+	// Log is the history writer that the ranking store publishes to; the
+	// service asks it for room before a submission and flushes it before a
+	// final ranking is written. Required with History.
+	Log *history.Writer
 }
 
 // Service manages leaderboards over a ranking store.
@@ -96,8 +112,17 @@ type Service struct {
 	limiter  *ratelimit.Limiter
 	onStatus func(string, Status, uint64)
 
+	hs  history.Store
+	log *history.Writer
+
+	// admin serialises metadata changes (create, patch, complete) so that
+	// their durable write happens outside mu, which every submission reads.
+	admin  sync.Mutex
 	mu     sync.RWMutex
 	boards map[string]*meta
+
+	names     sync.Map // participant id -> display name
+	nameCount atomic.Int64
 }
 
 // New returns a service over st.
@@ -108,6 +133,8 @@ func New(st store.Store, opts Options) *Service {
 		limiter:  ratelimit.New(opts.SubmitRate, opts.SubmitBurst),
 		onStatus: opts.OnStatus,
 		boards:   make(map[string]*meta),
+		hs:       opts.History,
+		log:      opts.Log,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -167,9 +194,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 		maxScore: req.MaxScore, config: slices.Clone(req.Config),
 	}
 	m.notified = m.status(now)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.boards[m.id]; ok {
+	s.admin.Lock()
+	defer s.admin.Unlock()
+	if _, err := s.lookup(m.id); err == nil {
 		return Leaderboard{}, errAlreadyExists(m.id)
 	}
 	if err := s.store.CreateBoard(ctx, m.id, m.opts); err != nil {
@@ -178,7 +205,15 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 		}
 		return Leaderboard{}, unavailable(err)
 	}
+	if s.hs != nil {
+		if err := s.hs.PutBoard(ctx, record(m)); err != nil {
+			_ = s.store.DropBoard(ctx, m.id)
+			return Leaderboard{}, unavailable(err)
+		}
+	}
+	s.mu.Lock()
 	s.boards[m.id] = m
+	s.mu.Unlock()
 	return s.view(m, store.Stats{}, now), nil
 }
 
@@ -213,7 +248,7 @@ func (s *Service) Get(ctx context.Context, id string) (Leaderboard, error) {
 	if err != nil {
 		return Leaderboard{}, err
 	}
-	st, err := s.store.Stats(ctx, id)
+	st, err := s.stats(ctx, &m)
 	if err != nil {
 		return Leaderboard{}, s.storeError(err, id, "")
 	}
@@ -247,7 +282,7 @@ func (s *Service) List(ctx context.Context, status Status, limit, offset int) ([
 	all = all[offset:min(len(all), offset+limit)]
 	out := make([]Leaderboard, 0, len(all))
 	for i := range all {
-		st, err := s.store.Stats(ctx, all[i].id)
+		st, err := s.stats(ctx, &all[i])
 		if err != nil {
 			return nil, s.storeError(err, all[i].id, "")
 		}
@@ -273,42 +308,52 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	if p.Name != nil && (*p.Name == "" || len(*p.Name) > 200) {
 		return Leaderboard{}, invalid("name must be 1 to 200 characters")
 	}
-	s.mu.Lock()
-	m, ok := s.boards[id]
-	if !ok {
-		s.mu.Unlock()
-		return Leaderboard{}, errBoardNotFound(id)
+	s.admin.Lock()
+	c, err := s.lookup(id)
+	if err != nil {
+		s.admin.Unlock()
+		return Leaderboard{}, err
 	}
-	if m.status(now) == Completed {
-		s.mu.Unlock()
+	if c.status(now) == Completed {
+		s.admin.Unlock()
 		return Leaderboard{}, errEnded(id)
 	}
 	if p.EndsAt != nil {
 		if !p.EndsAt.After(now) {
-			s.mu.Unlock()
+			s.admin.Unlock()
 			return Leaderboard{}, invalid("ends_at must be in the future")
 		}
-		if !m.startsAt.IsZero() && !p.EndsAt.After(m.startsAt) {
-			s.mu.Unlock()
+		if !c.startsAt.IsZero() && !p.EndsAt.After(c.startsAt) {
+			s.admin.Unlock()
 			return Leaderboard{}, invalid("ends_at must be after starts_at")
 		}
 	}
 	if p.Name != nil {
-		m.name = *p.Name
+		c.name = *p.Name
 	}
 	if p.EndsAt != nil {
-		m.endsAt = *p.EndsAt
+		c.endsAt = *p.EndsAt
 	}
 	if p.Status != nil {
-		m.paused = *p.Status == Paused
-		if *p.Status == Active && !m.startsAt.IsZero() && now.Before(m.startsAt) {
-			m.startsAt = now
+		c.paused = *p.Status == Paused
+		if *p.Status == Active && !c.startsAt.IsZero() && now.Before(c.startsAt) {
+			c.startsAt = now
 		}
 	}
-	c := *m
+	if s.hs != nil {
+		if err := s.hs.PutBoard(ctx, record(&c)); err != nil {
+			s.admin.Unlock()
+			return Leaderboard{}, unavailable(err)
+		}
+	}
+	s.mu.Lock()
+	if m, ok := s.boards[id]; ok {
+		m.name, m.endsAt, m.paused, m.startsAt = c.name, c.endsAt, c.paused, c.startsAt
+	}
 	s.mu.Unlock()
-	s.announce(ctx, c.id)
-	return s.Get(ctx, c.id)
+	s.admin.Unlock()
+	s.announce(ctx, id)
+	return s.Get(ctx, id)
 }
 
 // announce tells OnStatus when a leaderboard's status differs from the one
@@ -321,7 +366,9 @@ func (s *Service) announce(ctx context.Context, id string) {
 	s.mu.Lock()
 	m, ok := s.boards[id]
 	var st Status
+	var c meta
 	if ok {
+		c = *m
 		st = m.status(now)
 		if st == m.notified {
 			ok = false
@@ -334,7 +381,7 @@ func (s *Service) announce(ctx context.Context, id string) {
 		return
 	}
 	var version uint64
-	if stats, err := s.store.Stats(ctx, id); err == nil {
+	if stats, err := s.stats(ctx, &c); err == nil {
 		version = stats.Version
 	}
 	s.onStatus(id, st, version)
@@ -354,15 +401,37 @@ func (s *Service) Finalize(ctx context.Context, id string) (Leaderboard, error) 
 }
 
 func (s *Service) complete(ctx context.Context, id string) error {
-	if _, err := s.store.Seal(ctx, id); err != nil {
+	s.admin.Lock()
+	defer s.admin.Unlock()
+	m, err := s.lookup(id)
+	if err != nil {
+		return err
+	}
+	if m.completed {
+		return nil
+	}
+	stats, err := s.store.Seal(ctx, id)
+	if err != nil {
 		return s.storeError(err, id, "")
 	}
+	if s.hs != nil {
+		if err := s.archive(ctx, &m, stats); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
-	if m, ok := s.boards[id]; ok {
-		m.completed = true
+	if b, ok := s.boards[id]; ok {
+		b.completed = true
+		b.finalizedAt, b.finalVersion, b.finalTotal, b.archived = m.finalizedAt, m.finalVersion, m.finalTotal, m.archived
 	}
 	s.mu.Unlock()
 	s.announce(ctx, id)
+	if m.archived {
+		// The final ranking is durable and served from history: the live
+		// one leaves memory.
+		s.log.Forget(id)
+		_ = s.store.DropBoard(ctx, id)
+	}
 	return nil
 }
 
@@ -398,6 +467,9 @@ func (s *Service) RemoveParticipant(ctx context.Context, id, participant string)
 	}
 	if m.status(s.now()) == Completed {
 		return errEnded(id)
+	}
+	if err := s.admit(); err != nil {
+		return err
 	}
 	if _, err := s.store.Remove(ctx, id, participant); err != nil {
 		return s.storeError(err, id, participant)

@@ -76,6 +76,9 @@ func (s *Service) Submit(ctx context.Context, board string, in ScoreInput) (stor
 	if err != nil {
 		return store.Result{}, err
 	}
+	if err := s.admit(); err != nil {
+		return store.Result{}, err
+	}
 	var res [1]store.Result
 	if err := s.store.Submit(ctx, board, []store.Submission{sub}, res[:]); err != nil {
 		return store.Result{}, s.storeError(err, board, "")
@@ -95,6 +98,9 @@ func (s *Service) SubmitBatch(ctx context.Context, board string, ins []ScoreInpu
 	now := s.now()
 	m, err := s.writable(board, now)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.admit(); err != nil {
 		return nil, nil, err
 	}
 	results := make([]store.Result, len(ins))
@@ -131,7 +137,7 @@ func (s *Service) Epoch() string { return s.store.Epoch() }
 
 // Rankings reads limit entries from 0-based offset.
 func (s *Service) Rankings(ctx context.Context, board string, offset, limit int) (store.Page, error) {
-	p, err := s.store.Page(ctx, board, offset, limit)
+	p, err := s.Reader().Page(ctx, board, offset, limit)
 	if err != nil {
 		return store.Page{}, s.storeError(err, board, "")
 	}
@@ -140,7 +146,7 @@ func (s *Service) Rankings(ctx context.Context, board string, offset, limit int)
 
 // Around reads up to limit entries with participant in the middle.
 func (s *Service) Around(ctx context.Context, board, participant string, limit int) (store.Page, error) {
-	p, err := s.store.Around(ctx, board, participant, limit)
+	p, err := s.Reader().Around(ctx, board, participant, limit)
 	if err != nil {
 		return store.Page{}, s.storeError(err, board, participant)
 	}
@@ -149,7 +155,7 @@ func (s *Service) Around(ctx context.Context, board, participant string, limit i
 
 // Participant reads one participant and its neighbours.
 func (s *Service) Participant(ctx context.Context, board, participant string, neighbors int) (store.ParticipantView, error) {
-	v, err := s.store.Participant(ctx, board, participant, neighbors)
+	v, err := s.Reader().Participant(ctx, board, participant, neighbors)
 	if err != nil {
 		return store.ParticipantView{}, s.storeError(err, board, participant)
 	}
@@ -159,7 +165,7 @@ func (s *Service) Participant(ctx context.Context, board, participant string, ne
 // Version returns a leaderboard's current version: a cheap check of whether
 // something cached at an older version is still current.
 func (s *Service) Version(ctx context.Context, board string) (uint64, error) {
-	st, err := s.store.Stats(ctx, board)
+	st, err := s.Reader().Stats(ctx, board)
 	if err != nil {
 		return 0, s.storeError(err, board, "")
 	}

@@ -70,6 +70,10 @@ func appendParticipant(b []byte, e *store.Entry, prev *store.Entry, withPrev boo
 	}
 	b = append(b, `,"achieved_at":`...)
 	b = wire.Int(b, e.AchievedAt)
+	if e.DisplayName != "" {
+		b = append(b, `,"display_name":`...)
+		b = wire.String(b, e.DisplayName)
+	}
 	return append(b, '}')
 }
 

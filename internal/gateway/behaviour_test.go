@@ -259,6 +259,7 @@ func TestLimitsAndBadMessages(t *testing.T) {
 // timeout; on shutdown every connection gets 1001 going away.
 func TestHeartbeatAndShutdown(t *testing.T) {
 	cfg := server.DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.HeartbeatTimeout, cfg.PingInterval = "127.0.0.1:0", 300*time.Millisecond, time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)
@@ -315,6 +316,7 @@ func TestHeartbeatAndShutdown(t *testing.T) {
 // server stops promptly instead of waiting for its shutdown timeout.
 func TestShutdownEndsStreams(t *testing.T) {
 	cfg := server.DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.ShutdownTimeout = "127.0.0.1:0", 30*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)

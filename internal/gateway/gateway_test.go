@@ -24,6 +24,7 @@ import (
 func startServer(t *testing.T, edit func(*server.Config)) string {
 	t.Helper()
 	cfg := server.DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr = "127.0.0.1:0"
 	cfg.SubmitRate = 0
 	cfg.FlushInterval = 20 * time.Millisecond

@@ -19,15 +19,23 @@ import (
 	"github.com/lbhq/leaderboard/internal/demo"
 	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/gateway"
+	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
 	"github.com/lbhq/leaderboard/internal/store/memory"
 	"github.com/lbhq/leaderboard/internal/web"
 )
 
-// hubSink forwards the store's events to the hub once it exists.
-type hubSink struct{ hub *fanout.Hub }
+// sinks forwards the store's events to the history writer (when history is
+// on) and to the fan-out hub once it exists.
+type sinks struct {
+	log *history.Writer
+	hub *fanout.Hub
+}
 
-func (s *hubSink) Publish(e store.Event) {
+func (s *sinks) Publish(e store.Event) {
+	if s.log != nil {
+		s.log.Publish(e)
+	}
 	if s.hub != nil {
 		s.hub.Publish(e)
 	}
@@ -68,6 +76,14 @@ type Config struct {
 	SendQueue        int
 	AllowedOrigins   string
 
+	// Durability (see openHistory in durable.go).
+	DataDir              string
+	PostgresURL          string
+	HistoryFlushInterval time.Duration
+	HistoryQueue         int
+	SnapshotInterval     time.Duration
+	HistoryRetention     time.Duration
+
 	// --websocket and the demo (see pageAndLive and startDemo below).
 	WebSocket        bool
 	Demo             bool
@@ -97,6 +113,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "history: directory of the embedded database (leaderboards, audit log, snapshots, final rankings, profiles); empty runs without persistence")
+	fs.StringVar(&c.PostgresURL, "postgres-url", "", "history: keep it in PostgreSQL at this URL (postgres://...) instead of the embedded database")
+	fs.DurationVar(&c.HistoryFlushInterval, "history-flush-interval", 200*time.Millisecond, "history: group commit; the audit log is written at most this long after a change (a crash loses at most about this much)")
+	fs.IntVar(&c.HistoryQueue, "history-queue", 200000, "history: changes waiting for the group commit; past it submissions get 503 + Retry-After")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 30*time.Second, "history: how often each changed live leaderboard is snapshotted (bounds the log replayed at start-up)")
+	fs.DurationVar(&c.HistoryRetention, "history-retention", 0, "history on PostgreSQL: drop audit-log partitions older than this (0 keeps them forever)")
 	fs.BoolVar(&c.WebSocket, "websocket", true, "live updates: accept WebSocket subscriptions; false answers them 503 unavailable, so that clients fall back to SSE")
 	fs.BoolVar(&c.Demo, "demo", false, "create the sample tournament "+demo.DefaultBoard+" with bots submitting scores, and open the page on it")
 	fs.Float64Var(&c.DemoRate, "demo-rate", demo.DefaultRate, "demo: bot submissions per second in total (0: seed the tournament, no bots)")
@@ -115,20 +137,31 @@ func DefaultConfig() Config {
 // ready, when not nil, is called with the listening address once requests can
 // be served.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
-	// The store publishes every change to the fan-out hub, which reads windows
-	// back from the store: the hub is created first and handed the store after.
-	sink := &hubSink{}
-	st := memory.New(memory.Options{Sink: sink})
-	hub := fanout.New(st, fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: log})
+	hist, err := openHistory(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer hist.close()
+	// The store publishes every change to the history writer and to the
+	// fan-out hub, which reads windows back through the board service: the
+	// hub is created last and handed to the sink after.
+	sink := &sinks{log: hist.log}
+	st := memory.New(memory.Options{Epoch: hist.epoch, Sink: sink})
+	var hub *fanout.Hub
+	svc := board.New(st, board.Options{
+		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
+		OnStatus: func(id string, status board.Status, version uint64) { hub.Status(id, string(status), version) },
+		History:  hist.store, Log: hist.log,
+	})
+	if err := hist.restore(ctx, svc); err != nil {
+		return err
+	}
+	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: log})
 	sink.hub = hub
 	gw := gateway.New(hub, gateway.Options{
 		PingInterval: cfg.PingInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		MaxConnections: cfg.MaxConnections, MaxSubscriptions: cfg.MaxSubscriptions, SendQueue: cfg.SendQueue,
 		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
-	})
-	svc := board.New(st, board.Options{
-		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
-		OnStatus: func(id string, status board.Status, version uint64) { hub.Status(id, string(status), version) },
 	})
 	live, page := pageAndLive(cfg, gw)
 	a := api.New(svc, api.Options{
@@ -139,6 +172,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Live:              live,
 		Collectors:        liveCollectors(hub, gw),
 		Page:              page,
+		Ready:             hist.ping,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -167,6 +201,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go hub.Run(sweepCtx)
+	hist.run(sweepCtx, st)
 	go gw.Run(sweepCtx)
 	go func() {
 		t := time.NewTicker(cfg.SweepInterval)
@@ -205,6 +240,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	stopSweep()
+	if err := hist.stop(shutdownCtx, st); err != nil {
 		return err
 	}
 	log.Info("stopped")

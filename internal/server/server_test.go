@@ -35,6 +35,7 @@ func start(t *testing.T, cfg Config) (string, context.CancelFunc, chan error) {
 // once the listener is closed; Run returns nil.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr = "127.0.0.1:0"
 	addr, cancel, done := start(t, cfg)
 	base := "http://" + addr
@@ -82,6 +83,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 
 func TestRunFailsOnBadAddress(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr = "256.0.0.1:99999"
 	err := Run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
@@ -93,6 +95,7 @@ func TestRunFailsOnBadAddress(t *testing.T) {
 // shows up as completed with the real clock and the background sweep running.
 func TestLifecycleSweepCompletesAtEndsAt(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.SweepInterval = "127.0.0.1:0", 20*time.Millisecond
 	addr, cancel, done := start(t, cfg)
 	defer func() { cancel(); <-done }()

@@ -44,6 +44,9 @@ type Entry struct {
 	ParticipantID string
 	Score         uint64
 	AchievedAt    int64 // Unix milliseconds
+	// DisplayName is the participant's profile name. Stores leave it empty:
+	// the board service fills it from its profile cache on the way out.
+	DisplayName string
 }
 
 // Submission is one score to apply. AchievedAt is set by the caller (server
@@ -124,6 +127,10 @@ var (
 type Store interface {
 	// CreateBoard makes an empty leaderboard at version 0.
 	CreateBoard(ctx context.Context, board string, opts BoardOptions) error
+	// Restore makes a leaderboard at version holding entries (their ranks are
+	// ignored; ids are unique), as crash recovery rebuilds it. Nothing is
+	// published. ErrBoardExists when it exists; ErrOutOfRange for a bad entry.
+	Restore(ctx context.Context, board string, opts BoardOptions, version uint64, entries []Entry) error
 	// DropBoard forgets a leaderboard and its participants.
 	DropBoard(ctx context.Context, board string) error
 	// Submit applies subs in order through the leaderboard's single writer and

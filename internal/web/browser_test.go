@@ -130,6 +130,7 @@ type testServer struct {
 
 func testConfig() server.Config {
 	cfg := server.DefaultConfig()
+	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr = "127.0.0.1:0"
 	cfg.FlushInterval = 20 * time.Millisecond
 	cfg.SubmitRate = 0 // the tests submit in bursts

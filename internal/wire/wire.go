@@ -43,6 +43,10 @@ func Entry(b []byte, e *store.Entry) []byte {
 	b = Uint(b, e.Score)
 	b = append(b, `,"achieved_at":`...)
 	b = Int(b, e.AchievedAt)
+	if e.DisplayName != "" {
+		b = append(b, `,"display_name":`...)
+		b = String(b, e.DisplayName)
+	}
 	return append(b, '}')
 }
 

@@ -139,10 +139,14 @@ func testBoards(t *testing.T, h history.Store) {
 }
 
 func event(board string, version uint64, pid string, oldScore, newScore uint64, hadOld bool) history.Event {
+	oldRank := int64(version)
+	if !hadOld { // old_* mean nothing then, and stores need not keep them
+		oldScore, oldRank = 0, 0
+	}
 	return history.Event{
 		Event: store.Event{
 			Leaderboard: board, Version: version, ParticipantID: pid, HadOld: hadOld,
-			OldScore: oldScore, OldRank: int64(version), NewScore: newScore, NewRank: int64(version + 1),
+			OldScore: oldScore, OldRank: oldRank, NewScore: newScore, NewRank: int64(version + 1),
 			AchievedAt: int64(1700000000000 + version),
 		},
 		CreatedAt: int64(1700000000500 + version),

@@ -98,6 +98,35 @@ func (s *Store) CreateBoard(_ context.Context, id string, opts store.BoardOption
 	return nil
 }
 
+// Restore implements store.Store.
+func (s *Store) Restore(_ context.Context, id string, opts store.BoardOptions, version uint64, es []store.Entry) error {
+	order := rank.Descending
+	if opts.Order == store.Ascending {
+		order = rank.Ascending
+	}
+	r := rank.New(order)
+	for i := range es {
+		sub := store.Submission{ParticipantID: es[i].ParticipantID, Score: es[i].Score, AchievedAt: es[i].AchievedAt}
+		if !valid(&sub) {
+			return store.ErrOutOfRange
+		}
+		r.Submit(sub.ParticipantID, sub.Score, sub.AchievedAt, rank.PolicySet)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.boards.Load()
+	if _, ok := old[id]; ok {
+		return store.ErrBoardExists
+	}
+	next := make(map[string]*board, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[id] = &board{id: id, opts: opts, r: r, version: version}
+	s.boards.Store(&next)
+	return nil
+}
+
 // DropBoard implements store.Store.
 func (s *Store) DropBoard(_ context.Context, id string) error {
 	s.mu.Lock()

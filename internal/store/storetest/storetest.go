@@ -28,6 +28,66 @@ func Run(t *testing.T, newStore New) {
 	t.Run("Validation", func(t *testing.T) { testValidation(t, newStore) })
 	t.Run("Seal", func(t *testing.T) { testSeal(t, newStore) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStore) })
+	t.Run("Restore", func(t *testing.T) { testRestore(t, newStore) })
+}
+
+// testRestore rebuilds a leaderboard from entries in no particular order, at a
+// version, and checks it ranks them like the oracle and continues from there.
+func testRestore(t *testing.T, newStore New) {
+	ctx := context.Background()
+	rec := &Recorder{}
+	s := newStore(t, rec)
+	for _, order := range []store.SortOrder{store.Descending, store.Ascending} {
+		id := boardID(t, fmt.Sprint("restore", order))
+		rng := rand.New(rand.NewPCG(uint64(order), 7))
+		var es []store.Entry
+		for i := 0; i < 500; i++ {
+			es = append(es, store.Entry{ParticipantID: fmt.Sprintf("p%03d", i), Score: []uint64{0, 5, store.MaxScore, rng.Uint64N(50)}[rng.IntN(4)], AchievedAt: int64(rng.IntN(20))})
+		}
+		if err := s.Restore(ctx, id, store.BoardOptions{Order: order}, 777, es); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Restore(ctx, id, store.BoardOptions{Order: order}, 1, nil); !errors.Is(err, store.ErrBoardExists) {
+			t.Fatalf("restore over an existing board: %v, want ErrBoardExists", err)
+		}
+		want := slices.Clone(es)
+		slices.SortFunc(want, func(a, b store.Entry) int {
+			if a.Score != b.Score {
+				if store.Better(order, a.Score, b.Score) {
+					return -1
+				}
+				return 1
+			}
+			if c := cmp.Compare(a.AchievedAt, b.AchievedAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ParticipantID, b.ParticipantID)
+		})
+		for i := range want {
+			want[i].Rank = int64(i + 1)
+		}
+		p, err := s.Page(ctx, id, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Version != 777 || p.Total != 500 || fmt.Sprint(p.Entries) != fmt.Sprint(want) {
+			t.Fatalf("restored board: version %d total %d\n got %v\nwant %v", p.Version, p.Total, p.Entries, want)
+		}
+		var res [1]store.Result
+		if err := s.Submit(ctx, id, []store.Submission{{ParticipantID: "new", Score: 1, AchievedAt: 1}}, res[:]); err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Version != 778 {
+			t.Fatalf("first change after restore got version %d, want 778", res[0].Version)
+		}
+		if evs := rec.Events(id); len(evs) != 1 || evs[0].Version != 778 {
+			t.Fatalf("restore published events: %+v", evs)
+		}
+	}
+	bad := []store.Entry{{ParticipantID: "x", Score: store.MaxScore + 1}}
+	if err := s.Restore(ctx, boardID(t, "bad"), store.BoardOptions{}, 1, bad); !errors.Is(err, store.ErrOutOfRange) {
+		t.Fatalf("restore of a bad entry: %v, want ErrOutOfRange", err)
+	}
 }
 
 // Recorder is an EventSink that keeps every event, per leaderboard.

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/history"
+	"github.com/lbhq/leaderboard/internal/history/sqlite"
+	"github.com/lbhq/leaderboard/internal/store/memory"
+)
+
+// durable is the server's history: the store, its writer, and the epoch this
+// run hands out. With persistence off every part is nil and each method does
+// nothing.
+type durable struct {
+	cfg   Config
+	logg  *slog.Logger
+	store history.Store
+	log   *history.Writer
+	epoch string
+	done  chan struct{}
+}
+
+// openHistory opens the configured history store and decides the epoch: the
+// previous one when the last run stopped cleanly (everything it acknowledged
+// was flushed, so its versions still hold), a new one otherwise, so that no
+// client trusts a version that a crash may have lost.
+func openHistory(ctx context.Context, cfg Config, log *slog.Logger) (*durable, error) {
+	d := &durable{cfg: cfg, logg: log, done: make(chan struct{})}
+	var err error
+	switch {
+	case cfg.PostgresURL != "":
+		d.store, err = openPostgres(ctx, cfg, log)
+	case cfg.DataDir != "":
+		d.store, err = sqlite.OpenDir(ctx, cfg.DataDir)
+	default:
+		log.Warn("persistence is off (--data-dir is empty): rankings live in memory only and history routes answer 503")
+		close(d.done)
+		return d, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	state, err := d.store.State(ctx)
+	if err != nil {
+		d.store.Close()
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	switch {
+	case state.Epoch == "":
+		d.epoch = memory.NewEpoch()
+	case state.Clean:
+		d.epoch = state.Epoch
+	default:
+		d.epoch = memory.NewEpoch()
+		log.Warn("the last run did not stop cleanly: changes acknowledged in its last flush interval may be lost; starting a new epoch",
+			"previous_epoch", state.Epoch, "epoch", d.epoch)
+	}
+	d.log = history.NewWriter(d.store, history.WriterOptions{
+		FlushInterval: cfg.HistoryFlushInterval, MaxQueue: cfg.HistoryQueue, SnapshotInterval: cfg.SnapshotInterval, Logger: log,
+	})
+	return d, nil
+}
+
+// restore rebuilds the live leaderboards, then marks the run as not (yet)
+// stopped cleanly.
+func (d *durable) restore(ctx context.Context, svc *board.Service) error {
+	if d.store == nil {
+		return nil
+	}
+	start := time.Now()
+	rs, err := svc.Restore(ctx)
+	if err != nil {
+		return fmt.Errorf("history: recovery failed (the data is left as it is): %w", err)
+	}
+	d.logg.Info("recovered", "live_leaderboards", rs.Live, "completed_leaderboards", rs.Completed, "participants", rs.Participants,
+		"events_replayed", rs.Replayed, "profiles", rs.Profiles, "took", time.Since(start).Round(time.Millisecond))
+	if err := d.store.SetState(ctx, history.State{Epoch: d.epoch, Clean: false}); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+// run starts the group commit and the snapshots.
+func (d *durable) run(ctx context.Context, src history.Source) {
+	if d.log == nil {
+		return
+	}
+	go func() {
+		defer close(d.done)
+		d.log.Run(ctx, src)
+	}()
+}
+
+// stop is the clean stop, after the last request: snapshot what changed,
+// commit everything, and record that this run's epoch still holds.
+func (d *durable) stop(ctx context.Context, src history.Source) error {
+	if d.log == nil {
+		return nil
+	}
+	<-d.done
+	d.log.SnapshotChanged(ctx, src)
+	if err := d.log.Close(ctx); err != nil {
+		return fmt.Errorf("history: could not write the last changes before stopping: %w", err)
+	}
+	if err := d.store.SetState(ctx, history.State{Epoch: d.epoch, Clean: true}); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+func (d *durable) ping(ctx context.Context) error {
+	if d.store == nil {
+		return nil
+	}
+	return d.store.Ping(ctx)
+}
+
+func (d *durable) close() {
+	if d.store != nil {
+		d.store.Close()
+	}
+}
+
+// openPostgres is replaced when the PostgreSQL history store lands.
+func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (history.Store, error) {
+	return nil, fmt.Errorf("--postgres-url: the PostgreSQL history store is not built into this binary yet")
+}
