@@ -438,3 +438,38 @@ func TestFinalizeMillion(t *testing.T) {
 		t.Fatalf("middle %v, %v", e, err)
 	}
 }
+
+// BenchmarkWriteEvents measures the audit log's write rate: batches of 2000
+// events (one group commit each) into one store, as the history writer sends
+// them. Compare events/s with the 20,000.
+//
+//	go test ./internal/history/postgres -run '^$' -bench WriteEvents -benchtime 100x
+func BenchmarkWriteEvents(b *testing.B) {
+	s := open(b, freshSchema(b), Options{})
+	ctx := context.Background()
+	const batchSize = 2000
+	boards := make([]string, 8)
+	for i := range boards {
+		boards[i] = fmt.Sprintf("board-%d", i)
+	}
+	players := make([]string, 10_000)
+	for i := range players {
+		players[i] = fmt.Sprintf("player-%05d", i)
+	}
+	now := time.Now().UnixMilli()
+	events := make([]history.Event, batchSize)
+	version := uint64(0)
+	for b.Loop() {
+		for i := range events {
+			version++
+			events[i] = history.Event{Event: store.Event{Leaderboard: boards[version%8], Version: version,
+				ParticipantID: players[version%10_000], HadOld: version%3 != 0, OldScore: version / 2,
+				OldRank: int64(version % 5000), NewScore: version, NewRank: int64(version%5000) + 1, AchievedAt: now},
+				CreatedAt: now}
+		}
+		if err := s.Write(ctx, history.Batch{Events: events}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(version)/b.Elapsed().Seconds(), "events/s")
+}
