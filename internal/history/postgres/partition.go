@@ -19,6 +19,10 @@ const (
 	eventColumns = "event_id, leaderboard_id, participant_id, removed, had_old, old_score, old_rank, new_score, new_rank, version, achieved_at, created_at"
 )
 
+// lockParentSQL is the first thing every partition change does: always the
+// same lock, on the parent before any partition, as writers take them.
+const lockParentSQL = `LOCK TABLE ONLY score_events IN ACCESS EXCLUSIVE MODE`
+
 var partitionName = regexp.MustCompile(`^` + partitionPrefix + `(\d{8})$`)
 
 // dayOf is the UTC midnight starting t's day.
@@ -59,6 +63,9 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) error {
 		}
 		name := partitionPrefix + d.Format(partitionLayout)
 		if err := s.ddl(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, lockParentSQL); err != nil {
+				return err
+			}
 			_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{name}.Sanitize())
 			return err
 		}); err != nil {
@@ -122,6 +129,15 @@ func (s *Store) createPartition(ctx context.Context, d time.Time) error {
 			return err // made meanwhile by another process
 		}
 		created = true
+		// The parent is locked first, in the mode CREATE ... PARTITION OF
+		// takes anyway, so no write can route a row to the default partition
+		// between the check below and CREATE (which would make it fail). Taken
+		// at once rather than upgraded: a writer that already holds a weaker
+		// lock on the parent (pgx describes the table before COPY) would
+		// deadlock with an upgrade, while it may pass a waiting request.
+		if _, err := tx.Exec(ctx, lockParentSQL); err != nil {
+			return err
+		}
 		var stray bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+defaultPartition+` WHERE created_at >= $1 AND created_at < $2)`, lo, hi).Scan(&stray); err != nil {
 			return err
