@@ -33,6 +33,49 @@ if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The PostgreSQL history store's tests (internal/history/postgres) run against
+# a real server: LEADERBOARD_TEST_POSTGRES_URL, by default the machine's own at
+# 127.0.0.1:5432 (trust auth, user postgres, database test). When that default
+# is used, start the machine's clusters if they are down and create database
+# test if it is missing. Quiet when all is well; on failure it says so and goes
+# on: the tests then skip, or fail when CI is set.
+ensure_postgres() {
+  [ -z "${LEADERBOARD_TEST_POSTGRES_URL:-}" ] || return 0
+  command -v pg_isready >/dev/null 2>&1 || {
+    echo "test.sh: PostgreSQL is not installed (apt-get install postgresql); the postgres history tests will skip, or fail in CI" >&2
+    return 0
+  }
+  local log=/tmp/test-sh-postgres.log
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "test.sh: starting PostgreSQL for the history tests" >&2
+    if command -v pg_lsclusters >/dev/null 2>&1; then
+      # As root, pg_ctlcluster runs the server as the cluster's owner.
+      pg_lsclusters -h 2>>"$log" | while read -r ver name _port status _rest; do
+        case "$status" in
+          online*) ;;
+          *) pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start >>"$log" 2>&1 || true ;;
+        esac
+      done || true
+    else
+      service postgresql start >>"$log" 2>&1 || true
+    fi
+    local i
+    for i in $(seq 1 30); do
+      pg_isready -q -h 127.0.0.1 -p 5432 && break
+      sleep 1
+    done
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+      echo "test.sh: PostgreSQL did not start (see $log); the postgres history tests will skip, or fail in CI" >&2
+      return 0
+    fi
+  fi
+  if [ "$(psql -h 127.0.0.1 -U postgres -d postgres -XAtqc "SELECT 1 FROM pg_database WHERE datname = 'test'" 2>>"$log")" != 1 ]; then
+    createdb -h 127.0.0.1 -U postgres test >>"$log" 2>&1 ||
+      echo "test.sh: could not create PostgreSQL database test (see $log)" >&2
+  fi
+}
+ensure_postgres
+
 if [ "$#" -eq 0 ]; then
   set -- ./...
 fi
