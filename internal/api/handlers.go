@@ -217,6 +217,9 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 	defer putBuf(body) // the response is encoded into the same buffer
 	in, err := decodeScore(*body)
 	if err == nil {
+		err = ownScore(a.submitter(r), in.ParticipantID)
+	}
+	if err == nil {
 		var res store.Result
 		if res, err = a.svc.Submit(r.Context(), id, in); err == nil {
 			a.metrics.countResult(&res)
@@ -242,6 +245,17 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 	ins, decodeErrs, err := decodeBatch(*body)
 	if err != nil {
 		return err
+	}
+	if self := a.submitter(r); self != "" {
+		// A participant's batch holds only its own scores, or none is applied.
+		for i := range ins {
+			if decodeErrs[i] == nil {
+				if err := ownScore(self, ins[i].ParticipantID); err != nil {
+					a.metrics.rejected.Add(float64(len(ins)))
+					return err
+				}
+			}
+		}
 	}
 	results, errs, err := a.svc.SubmitBatch(r.Context(), id, ins, decodeErrs)
 	if err != nil {
