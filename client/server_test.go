@@ -24,6 +24,7 @@ func startRealServer(t *testing.T) string {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Addr, cfg.SubmitRate, cfg.FlushInterval = "127.0.0.1:0", 0, 20*time.Millisecond
+	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0 // the auth tests are in internal/server
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)
 	go func() {
