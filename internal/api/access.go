@@ -159,20 +159,20 @@ func bearer(r *http.Request, acc access) string {
 }
 
 // admit applies the limits, then the route's access rule. It writes the
-// error and returns false when the request may not go on; done is to be
-// called when the request ends.
-func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok bool, done func()) {
+// error and returns false when the request may not go on; when counted is
+// true the request holds an in-flight slot, which guard.release gives back.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok, counted bool) {
 	g := a.guard
 	if acc == accessOps {
-		return true, nil
+		return true, false
 	}
 	if g.opts.MaxInflight > 0 && !acc.live() {
 		if g.inflight.Add(1) > int64(g.opts.MaxInflight) {
 			g.inflight.Add(-1)
 			a.fail(w, r, &board.Error{Code: board.CodeUnavailable, Message: "the server is serving too many requests at once; retry shortly", RetryAfter: time.Second})
-			return false, nil
+			return false, false
 		}
-		done = g.release
+		counted = true
 	}
 	v := g.opts.Verifier
 	var token string
@@ -188,30 +188,30 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok bool
 	if !(verified && claims.Trusted()) {
 		if err := g.limit(r, acc); err != nil {
 			a.fail(w, r, err)
-			return false, done
+			return false, counted
 		}
 	}
 	if v == nil || acc == accessOpen || (!g.opts.Reads && acc.read()) {
-		return true, done
+		return true, counted
 	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard"`)
 		a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token: Authorization: Bearer <token>"})
-		return false, done
+		return false, counted
 	}
 	if !verified {
 		var err error
 		if claims, err = v.Verify(token); err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard", error="invalid_token"`)
 			a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: err.Error()})
-			return false, done
+			return false, counted
 		}
 	}
 	if err := allowed(acc, claims, r); err != nil {
 		a.fail(w, r, err)
-		return false, done
+		return false, counted
 	}
-	return true, done
+	return true, counted
 }
 
 func (g *guard) release() { g.inflight.Add(-1) }
@@ -325,10 +325,12 @@ func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return false
 	}
-	if ok, done := a.admit(w, r, accessOpen); !ok {
+	ok, counted := a.admit(w, r, accessOpen)
+	if counted {
+		defer g.release()
+	}
+	if !ok {
 		return true
-	} else if done != nil {
-		defer done()
 	}
 	if allow == "" {
 		a.fail(w, r, denied("origin "+strconv.Quote(origin)+" may not call this API (--cors-origins)"))

@@ -179,9 +179,9 @@ func (a *API) register() {
 // writes the error it returns.
 func (a *API) handle(acc access, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok, done := a.admit(w, r, acc)
-		if done != nil {
-			defer done()
+		ok, counted := a.admit(w, r, acc)
+		if counted {
+			defer a.guard.release()
 		}
 		if !ok {
 			return
