@@ -196,7 +196,7 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok, cou
 	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard"`)
-		a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token: Authorization: Bearer <token>"})
+		a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token (header Authorization: Bearer TOKEN)"})
 		return false, counted
 	}
 	if !verified {
