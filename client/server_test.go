@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lbhq/leaderboard/client"
+	"github.com/lbhq/leaderboard/internal/auth"
 	"github.com/lbhq/leaderboard/internal/server"
 )
 
@@ -25,6 +27,7 @@ func startRealServer(t *testing.T) string {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.SubmitRate, cfg.FlushInterval = "127.0.0.1:0", 0, 20*time.Millisecond
+	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0 // the auth tests are in internal/server
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)
 	go func() {
@@ -206,5 +209,52 @@ func TestWatchersAgainstRealServer(t *testing.T) {
 	}
 	if catchUps < 6 {
 		t.Fatalf("%v resumes served by catch-up updates after two cuts of 6 streaming watchers, want at least 6", catchUps)
+	}
+}
+
+// TestTokenAgainstRealServer: WithToken authenticates REST calls and every
+// live transport against a server with --auth on and --auth-reads.
+func TestTokenAgainstRealServer(t *testing.T) {
+	secret := "client-test-secret-0123456789abcdef"
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.SubmitRate, cfg.FlushInterval = "127.0.0.1:0", 0, 20*time.Millisecond
+	cfg.Auth, cfg.AuthSecret, cfg.AuthReads, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "on", secret, true, t.TempDir(), 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addrc, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { addrc <- a })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + <-addrc
+	mint := func(role auth.Role, sub string) string {
+		tok, err := auth.Mint([]byte(secret), role, sub, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	var apiErr *client.APIError
+	if _, err := client.New(base).CreateLeaderboard(ctx, client.CreateLeaderboardRequest{LeaderboardID: "tk", Name: "tk"}); !errors.As(err, &apiErr) || apiErr.Code != "unauthenticated" {
+		t.Fatalf("without a token: %v", err)
+	}
+	admin := client.New(base, client.WithToken(mint(auth.Admin, "")))
+	if _, err := admin.CreateLeaderboard(ctx, client.CreateLeaderboardRequest{LeaderboardID: "tk", Name: "tk"}); err != nil {
+		t.Fatal(err)
+	}
+	p1 := client.New(base, client.WithToken(mint(auth.Participant, "p1")))
+	if _, err := p1.SubmitScore(ctx, "tk", client.Score{ParticipantID: "p2", Score: 5}); !errors.As(err, &apiErr) || apiErr.Code != "permission_denied" {
+		t.Fatalf("a participant submitting for another: %v", err)
+	}
+	if _, err := p1.SubmitScore(ctx, "tk", client.Score{ParticipantID: "p1", Score: 5}); err != nil {
+		t.Fatal(err)
+	}
+	for _, transport := range []string{client.TransportWebSocket, client.TransportSSE, client.TransportLongPoll} {
+		w := p1.WatchTop(ctx, "tk", 10, client.WithTransport(transport))
+		s, err := w.WaitFor(ctx, func(s client.State) bool { return s.Ready && len(s.Entries) == 1 })
+		w.Close()
+		if err != nil || s.Entries[0].ParticipantID != "p1" {
+			t.Fatalf("%s watcher with a token: %v %+v", transport, err, s)
+		}
 	}
 }

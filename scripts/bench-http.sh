@@ -17,8 +17,12 @@ lb="$out/leaderboard"
 
 port=$((20000 + RANDOM % 20000))
 url=http://127.0.0.1:$port
-# Rate limit off: the load tool is one client submitting for a million participants.
-"$lb" serve --addr 127.0.0.1:$port --submit-rate 0 --log-level warn &
+# Per-participant rate limit off: the load tool is one client submitting for a million participants.
+# Authentication on (the default) with a secret for this run; the tool mints an admin token from it
+# (--secret), which the per-IP limits exempt.
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export LEADERBOARD_BENCH_SECRET=$secret
+"$lb" serve --addr 127.0.0.1:$port --submit-rate 0 --log-level warn --auth-secret "$secret" --data-dir "$out/data" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "$url/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -1,6 +1,7 @@
 // Command leaderboard runs the real-time leaderboard service and its tools.
 //
 //	leaderboard serve [flags]     run the service (embedded defaults: no other service needed)
+//	leaderboard token --role R    mint a bearer token
 //	leaderboard bench <mode> ...  the load tool
 //	leaderboard version           print the version
 //
@@ -18,7 +19,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
+	"github.com/lbhq/leaderboard/internal/auth"
 	"github.com/lbhq/leaderboard/internal/bench"
 	"github.com/lbhq/leaderboard/internal/flagenv"
 	"github.com/lbhq/leaderboard/internal/server"
@@ -40,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "bench":
 		return bench.Main(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
@@ -59,6 +64,7 @@ func usage(w io.Writer) {
 
 commands:
   serve     run the service (leaderboard serve -h lists its flags)
+  token     mint a bearer token: leaderboard token --role participant|server|admin [--sub ID] [--ttl 24h]
   bench     the load tool (leaderboard bench -h lists its modes)
   version   print the version
 
@@ -127,6 +133,9 @@ func serve(args []string, stderr io.Writer) int {
 		h = slog.NewJSONHandler(stderr, hopts)
 	}
 	log := slog.New(h)
+	if *logFormat != "json" {
+		cfg.Console = stderr // the first admin token, in a form to copy
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log.Info("starting leaderboard", "version", versionString())
@@ -134,5 +143,55 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("server failed", "err", err)
 		return 1
 	}
+	return 0
+}
+
+// token mints a bearer token with the server's secret: --secret (or
+// LEADERBOARD_AUTH_SECRET), else the auth-secret file of --data-dir (or
+// LEADERBOARD_DATA_DIR, default ./data).
+func token(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("leaderboard token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	secret := fs.String("secret", "", "the server's --auth-secret (env LEADERBOARD_AUTH_SECRET); empty: read <data-dir>/auth-secret")
+	dataDir := fs.String("data-dir", "./data", "the server's --data-dir (env LEADERBOARD_DATA_DIR), where it keeps the secret it created")
+	role := fs.String("role", "", "participant (submits only its own scores), server (submits for anyone) or admin (everything)")
+	sub := fs.String("sub", "", "subject: the participant id (required for participant tokens); a free name for the others")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid (every token expires)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: leaderboard token --role participant|server|admin [--sub ID] [--ttl 24h] [--secret S | --data-dir DIR]\n\nPrints a bearer token signed with the server's secret.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	env := map[string]string{"secret": "LEADERBOARD_AUTH_SECRET", "data-dir": "LEADERBOARD_DATA_DIR"}
+	lookup := func(name string) (string, bool) {
+		for flagName, envName := range env {
+			if flagenv.Name("LEADERBOARD", flagName) == name {
+				return os.LookupEnv(envName)
+			}
+		}
+		return "", false
+	}
+	if err := flagenv.Parse(fs, "LEADERBOARD", args, lookup); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		fmt.Fprintln(stderr, "leaderboard token:", err)
+		return 2
+	}
+	r, err := auth.ParseRole(*role)
+	if err != nil {
+		fmt.Fprintln(stderr, "leaderboard token: --role:", err)
+		return 2
+	}
+	key, err := server.ReadSecret(*secret, *dataDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "leaderboard token:", err)
+		return 1
+	}
+	tok, err := auth.Mint(key, r, *sub, *ttl)
+	if err != nil {
+		fmt.Fprintln(stderr, "leaderboard token:", err)
+		return 2
+	}
+	fmt.Fprintln(stdout, tok)
 	return 0
 }

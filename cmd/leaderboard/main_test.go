@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/auth"
 )
 
 func TestCommands(t *testing.T) {
@@ -28,5 +32,60 @@ func TestCommands(t *testing.T) {
 	}
 	if code := run([]string{"bench", "nomode"}, &out, &errb); code != 2 {
 		t.Fatalf("bad bench mode: %d", code)
+	}
+}
+
+// TestTokenCommand: `leaderboard token` mints tokens the server accepts, from
+// --secret, LEADERBOARD_AUTH_SECRET or the data directory's secret file.
+func TestTokenCommand(t *testing.T) {
+	secret := "cmd-test-secret-0123456789abcdef-xyz"
+	mint := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"token"}, args...), &out, &errb)
+		return code, strings.TrimSpace(out.String()), errb.String()
+	}
+	code, tok, errs := mint("--secret", secret, "--role", "participant", "--sub", "p456", "--ttl", "2h")
+	if code != 0 {
+		t.Fatalf("token: %d %s", code, errs)
+	}
+	c, err := auth.Parse([]byte(secret), tok)
+	if err != nil || c.Role != auth.Participant || c.Subject != "p456" || time.Until(c.ExpiresAt) < 119*time.Minute || time.Until(c.ExpiresAt) > 2*time.Hour {
+		t.Fatalf("minted %+v %v", c, err)
+	}
+	// The secret from the environment, and from a server's data directory.
+	t.Setenv("LEADERBOARD_AUTH_SECRET", secret)
+	if code, tok, errs = mint("--role", "admin"); code != 0 {
+		t.Fatalf("token from the environment: %d %s", code, errs)
+	}
+	if c, err := auth.Parse([]byte(secret), tok); err != nil || c.Role != auth.Admin {
+		t.Fatalf("minted %+v %v", c, err)
+	}
+	t.Setenv("LEADERBOARD_AUTH_SECRET", "")
+	os.Unsetenv("LEADERBOARD_AUTH_SECRET")
+	dir := t.TempDir()
+	fileSecret, _, err := auth.LoadOrCreateSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, tok, errs = mint("--data-dir", dir, "--role", "server", "--sub", "gs-1"); code != 0 {
+		t.Fatalf("token from the data dir: %d %s", code, errs)
+	}
+	if c, err := auth.Parse(fileSecret, tok); err != nil || c.Role != auth.Server || c.Subject != "gs-1" {
+		t.Fatalf("minted %+v %v", c, err)
+	}
+	// Mistakes.
+	for _, args := range [][]string{
+		{"--secret", secret},                          // no role
+		{"--secret", secret, "--role", "root"},        // unknown role
+		{"--secret", secret, "--role", "participant"}, // no sub
+		{"--secret", secret, "--role", "admin", "--ttl", "0s"},
+		{"--secret", "short", "--role", "admin"},
+	} {
+		if code, _, errs := mint(args...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d %q, want 2 with a message", args, code, errs)
+		}
+	}
+	if code, _, errs := mint("--data-dir", t.TempDir(), "--role", "admin"); code != 1 || !strings.Contains(errs, "auth-secret") {
+		t.Errorf("no secret anywhere: %d %q", code, errs)
 	}
 }

@@ -46,6 +46,9 @@ type Options struct {
 	Page http.Handler
 	// Ready, when set, is asked by /readyz whether every backend is reachable.
 	Ready func(ctx context.Context) error
+	// Access is authentication, per-IP limits, the concurrency cap and CORS
+	// (see access.go); the zero value is open.
+	Access AccessOptions
 }
 
 // Live is what the live-update routes need from the gateway.
@@ -66,6 +69,8 @@ type API struct {
 	draining atomic.Bool
 	routes   []string
 	top      topCache
+	guard    *guard
+	access   []RouteAccess
 }
 
 // New returns the API over svc.
@@ -80,6 +85,7 @@ func New(svc *board.Service, opts Options) *API {
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	a.guard = newGuard(opts.Access)
 	a.metrics = newMetrics(a.registry, svc, opts.Totals)
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.registry.MustRegister(opts.Collectors...)
@@ -88,7 +94,16 @@ func New(svc *board.Service, opts Options) *API {
 }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.guard.corsEnabled() && a.cors(w, r) {
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// Sweep drops idle per-IP rate-limit buckets and expired cached tokens; the
+// server calls it every --sweep-interval.
+func (a *API) Sweep(now time.Time) { a.guard.sweep(now) }
 
 // SetDraining makes /readyz answer 503 so that load balancers stop sending new
 // work while the server shuts down.
@@ -97,45 +112,47 @@ func (a *API) SetDraining() { a.draining.Store(true) }
 // Routes returns every "METHOD /path" the API serves, for the spec check.
 func (a *API) Routes() []string { return append([]string(nil), a.routes...) }
 
+// route is one entry of the route table: who may call it (see access.go) and
+// its handler.
+type route struct {
+	method, path string
+	access       access
+	h            func(http.ResponseWriter, *http.Request) error
+}
+
 func (a *API) register() {
 	metricsHandler := promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{})
-	routes := []struct {
-		method, path string
-		h            func(http.ResponseWriter, *http.Request) error
-	}{
-		{"GET", "/healthz", a.healthz},
-		{"GET", "/readyz", a.readyz},
-		{"GET", "/metrics", func(w http.ResponseWriter, r *http.Request) error { metricsHandler.ServeHTTP(w, r); return nil }},
-		{"POST", "/v1/leaderboards", a.createLeaderboard},
-		{"GET", "/v1/leaderboards", a.listLeaderboards},
-		{"GET", "/v1/leaderboards/{id}", a.getLeaderboard},
-		{"PATCH", "/v1/leaderboards/{id}", a.patchLeaderboard},
-		{"POST", "/v1/leaderboards/{id}/finalize", a.finalize},
-		{"DELETE", "/v1/leaderboards/{id}/participants/{pid}", a.removeParticipant},
-		{"POST", "/v1/leaderboards/{id}/scores", a.submit},
-		{"POST", "/v1/leaderboards/{id}/scores:batch", a.submitBatch},
-		{"GET", "/v1/leaderboards/{id}/rankings", a.rankings},
-		{"GET", "/v1/leaderboards/{id}/participants/{pid}", a.participant},
-		{"GET", "/v1/leaderboards/{id}/subscribe", a.live(Live.ServeWebSocket)},
-		{"GET", "/v1/leaderboards/{id}/stream", a.live(Live.ServeSSE)},
-		{"GET", "/v1/leaderboards/{id}/updates", a.live(Live.ServeLongPoll)},
-		{"GET", "/v1/leaderboards/{id}/final-rankings", a.finalRankings},
-		{"GET", "/v1/leaderboards/{id}/participants/{pid}/events", a.participantEvents},
-		{"GET", "/v1/participants/{pid}/results", a.participantResults},
-		{"PUT", "/v1/participants/{pid}", a.putProfile},
-		{"GET", "/v1/participants/{pid}", a.getProfile},
+	// Adding a route is one line here: its method, path, access level and handler.
+	routes := []route{
+		{"GET", "/healthz", accessOps, a.healthz},
+		{"GET", "/readyz", accessOps, a.readyz},
+		{"GET", "/metrics", accessRead, func(w http.ResponseWriter, r *http.Request) error { metricsHandler.ServeHTTP(w, r); return nil }},
+		{"POST", "/v1/leaderboards", accessAdmin, a.createLeaderboard},
+		{"GET", "/v1/leaderboards", accessRead, a.listLeaderboards},
+		{"GET", "/v1/leaderboards/{id}", accessRead, a.getLeaderboard},
+		{"PATCH", "/v1/leaderboards/{id}", accessAdmin, a.patchLeaderboard},
+		{"POST", "/v1/leaderboards/{id}/finalize", accessAdmin, a.finalize},
+		{"DELETE", "/v1/leaderboards/{id}/participants/{pid}", accessAdmin, a.removeParticipant},
+		{"POST", "/v1/leaderboards/{id}/scores", accessSubmit, a.submit},
+		{"POST", "/v1/leaderboards/{id}/scores:batch", accessSubmit, a.submitBatch},
+		{"GET", "/v1/leaderboards/{id}/rankings", accessRead, a.rankings},
+		{"GET", "/v1/leaderboards/{id}/participants/{pid}", accessRead, a.participant},
+		{"GET", "/v1/leaderboards/{id}/subscribe", accessUpgrade, a.live(Live.ServeWebSocket)},
+		{"GET", "/v1/leaderboards/{id}/stream", accessUpgrade, a.live(Live.ServeSSE)},
+		{"GET", "/v1/leaderboards/{id}/updates", accessLongPoll, a.live(Live.ServeLongPoll)},
+		{"GET", "/v1/leaderboards/{id}/final-rankings", accessRead, a.finalRankings},
+		{"GET", "/v1/leaderboards/{id}/participants/{pid}/events", accessRead, a.participantEvents},
+		{"GET", "/v1/participants/{pid}/results", accessRead, a.participantResults},
+		{"PUT", "/v1/participants/{pid}", accessSelfOrAdmin, a.putProfile},
+		{"GET", "/v1/participants/{pid}", accessRead, a.getProfile},
 	}
 	methods := map[string][]string{}
 	var paths []string
 	for _, rt := range routes {
 		pattern := rt.method + " " + rt.path
-		h := rt.h
-		a.mux.Handle(pattern, a.metrics.instrument(rt.path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := h(w, r); err != nil {
-				a.fail(w, r, err)
-			}
-		})))
+		a.mux.Handle(pattern, a.metrics.instrument(rt.path, a.handle(rt.access, rt.h)))
 		a.routes = append(a.routes, pattern)
+		a.access = append(a.access, RouteAccess{Pattern: pattern, Access: rt.access.String()})
 		if methods[rt.path] == nil {
 			paths = append(paths, rt.path)
 		}
@@ -148,20 +165,49 @@ func (a *API) register() {
 		if strings.Contains(allow, "GET") {
 			allow += ", HEAD"
 		}
-		a.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+		a.mux.Handle(p, a.handle(accessOpen, func(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; allowed: "+allow)
-		})
+			return nil
+		}))
 	}
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	a.mux.Handle("/", a.handle(accessOpen, func(w http.ResponseWriter, r *http.Request) error {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path)
-	})
+		return nil
+	}))
 	if a.opts.Page != nil {
 		// GET patterns also match HEAD; other methods fall to the JSON 404.
-		a.mux.Handle("GET /{$}", a.metrics.instrument("/", a.opts.Page))
-		a.mux.Handle("GET /assets/", a.metrics.instrument("/assets/", a.opts.Page))
+		page := a.handle(accessOpen, func(w http.ResponseWriter, r *http.Request) error { a.opts.Page.ServeHTTP(w, r); return nil })
+		a.mux.Handle("GET /{$}", a.metrics.instrument("/", page))
+		a.mux.Handle("GET /assets/", a.metrics.instrument("/assets/", page))
 	}
 }
+
+// handle runs a route's handler after its access checks and limits, and
+// writes the error it returns.
+func (a *API) handle(acc access, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok, counted := a.admit(w, r, acc)
+		if counted {
+			defer a.guard.release()
+		}
+		if !ok {
+			return
+		}
+		if err := h(w, r); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+// RouteAccess names the access level of one route, for tests and docs.
+type RouteAccess struct {
+	Pattern string // "METHOD /path"
+	Access  string // ops, open, read, upgrade, longpoll, submit, admin, self-or-admin
+}
+
+// Access returns every route with its access level.
+func (a *API) Access() []RouteAccess { return append([]RouteAccess(nil), a.access...) }
 
 // statusOf maps the contract's error codes to HTTP statuses.
 var statusOf = map[string]int{
@@ -174,7 +220,8 @@ var statusOf = map[string]int{
 	board.CodeRateLimited:          http.StatusTooManyRequests,
 	board.CodeUnavailable:          http.StatusServiceUnavailable,
 	codeBodyTooLarge:               http.StatusRequestEntityTooLarge,
-	"permission_denied":            http.StatusForbidden,
+	codePermissionDenied:           http.StatusForbidden,
+	codeUnauthenticated:            http.StatusUnauthorized,
 }
 
 const codeBodyTooLarge = "body_too_large"

@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/lbhq/leaderboard/internal/board"
@@ -107,6 +109,46 @@ func FuzzDecodePatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if _, err := decodePatch(body); err != nil {
 			checkDecodeErr(t, err)
+		}
+	})
+}
+
+// FuzzQuery: any query string gives the list, rankings and participant
+// parameters within their documented bounds or an invalid_argument error;
+// If-None-Match lists and Authorization headers never panic.
+func FuzzQuery(f *testing.F) {
+	for _, s := range []string{
+		"status=active&limit=10&offset=20", "limit=1000", "limit=1001", "limit=0", "limit=-1", "limit=1e3",
+		"around=p1&limit=11", "around=&limit=5", "around=p1&offset=3", "around=a%20b", "offset=2147483647",
+		"offset=2147483648", "neighbors=100", "neighbors=101", "limit=%zz", "a=1&a=2&limit=3&limit=4", ";;&&==", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, _ := url.ParseQuery(raw) // what net/http hands the handlers, malformed pairs dropped
+		if lq, err := parseListQuery(q); err != nil {
+			checkDecodeErr(t, err)
+		} else if lq.limit < 1 || lq.limit > 1000 || lq.offset < 0 || (lq.status != "" && !validStatus[lq.status]) {
+			t.Fatalf("list query %+v", lq)
+		}
+		if rq, err := parseRankingsQuery(q); err != nil {
+			checkDecodeErr(t, err)
+		} else if rq.limit < 1 || rq.limit > 1000 || rq.offset < 0 || (q.Has("around") && !board.ValidID(rq.around)) || (rq.around != "" && rq.offset != 0) {
+			t.Fatalf("rankings query %+v", rq)
+		}
+		if n, err := queryInt(q, "neighbors", 2, 0, 100); err != nil {
+			checkDecodeErr(t, err)
+		} else if n < 0 || n > 100 {
+			t.Fatalf("neighbors %d", n)
+		}
+		for _, tag := range splitTags(raw) {
+			if tag == "" || len(tag) > len(raw) {
+				t.Fatalf("tag %q of %q", tag, raw)
+			}
+		}
+		r := &http.Request{Header: http.Header{"Authorization": {raw}}, URL: &url.URL{RawQuery: raw}}
+		if tok := bearer(r, accessUpgrade); len(tok) > len(raw) && tok != "\x00" {
+			t.Fatalf("token %q from %q", tok, raw)
 		}
 	})
 }

@@ -128,21 +128,34 @@ func (a *API) createLeaderboard(w http.ResponseWriter, r *http.Request) error {
 
 var validStatus = map[string]bool{"scheduled": true, "active": true, "paused": true, "completed": true}
 
+// listQuery is the query of GET /v1/leaderboards.
+type listQuery struct {
+	status        string
+	limit, offset int
+}
+
+func parseListQuery(q url.Values) (listQuery, error) {
+	var lq listQuery
+	lq.status = q.Get("status")
+	if lq.status != "" && !validStatus[lq.status] {
+		return lq, board.Invalid("status must be one of scheduled, active, paused, completed")
+	}
+	var err error
+	if lq.limit, err = queryInt(q, "limit", 100, 1, 1000); err != nil {
+		return lq, err
+	}
+	if lq.offset, err = queryInt(q, "offset", 0, 0, 1<<31-1); err != nil {
+		return lq, err
+	}
+	return lq, nil
+}
+
 func (a *API) listLeaderboards(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	status := q.Get("status")
-	if status != "" && !validStatus[status] {
-		return board.Invalid("status must be one of scheduled, active, paused, completed")
-	}
-	limit, err := queryInt(q, "limit", 100, 1, 1000)
+	lq, err := parseListQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	offset, err := queryInt(q, "offset", 0, 0, 1<<31-1)
-	if err != nil {
-		return err
-	}
-	lbs, err := a.svc.List(r.Context(), board.Status(status), limit, offset)
+	lbs, err := a.svc.List(r.Context(), board.Status(lq.status), lq.limit, lq.offset)
 	if err != nil {
 		return err
 	}
@@ -222,6 +235,9 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 	defer putBuf(body) // the response is encoded into the same buffer
 	in, err := decodeScore(*body)
 	if err == nil {
+		err = ownScore(a.submitter(r), in.ParticipantID)
+	}
+	if err == nil {
 		var res store.Result
 		if res, err = a.svc.Submit(r.Context(), id, in); err == nil {
 			a.metrics.countResult(&res)
@@ -247,6 +263,17 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 	ins, decodeErrs, err := decodeBatch(*body)
 	if err != nil {
 		return err
+	}
+	if self := a.submitter(r); self != "" {
+		// A participant's batch holds only its own scores, or none is applied.
+		for i := range ins {
+			if decodeErrs[i] == nil {
+				if err := ownScore(self, ins[i].ParticipantID); err != nil {
+					a.metrics.rejected.Add(float64(len(ins)))
+					return err
+				}
+			}
+		}
 	}
 	results, errs, err := a.svc.SubmitBatch(r.Context(), id, ins, decodeErrs)
 	if err != nil {
@@ -325,34 +352,50 @@ func trimSpace(s string) string {
 	return s
 }
 
+// rankingsQuery is the query of GET .../rankings: a page (offset), or the
+// window around a participant (around set).
+type rankingsQuery struct {
+	limit, offset int
+	around        string
+}
+
+func parseRankingsQuery(q url.Values) (rankingsQuery, error) {
+	var rq rankingsQuery
+	var err error
+	if rq.limit, err = queryInt(q, "limit", 100, 1, 1000); err != nil {
+		return rq, err
+	}
+	if q.Has("around") {
+		if q.Has("offset") {
+			return rq, board.Invalid("around and offset cannot be combined")
+		}
+		rq.around = q.Get("around")
+		if err := board.ValidateID("around", rq.around); err != nil {
+			return rankingsQuery{}, err
+		}
+		return rq, nil
+	}
+	rq.offset, err = queryInt(q, "offset", 0, 0, 1<<31-1)
+	return rq, err
+}
+
 func (a *API) rankings(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	limit, err := queryInt(q, "limit", 100, 1, 1000)
+	rq, err := parseRankingsQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
 	var page store.Page
-	if around := q.Get("around"); around != "" || q.Has("around") {
-		if q.Has("offset") {
-			return board.Invalid("around and offset cannot be combined")
-		}
-		if err := board.ValidateID("around", around); err != nil {
-			return err
-		}
-		page, err = a.svc.Around(r.Context(), id, around, limit)
+	if rq.around != "" {
+		page, err = a.svc.Around(r.Context(), id, rq.around, rq.limit)
 	} else {
-		offset, oerr := queryInt(q, "offset", 0, 0, 1<<31-1)
-		if oerr != nil {
-			return oerr
+		if rq.offset == 0 && rq.limit <= topCacheMaxLimit {
+			return a.topN(w, r, id, rq.limit)
 		}
-		if offset == 0 && limit <= topCacheMaxLimit {
-			return a.topN(w, r, id, limit)
-		}
-		page, err = a.svc.Rankings(r.Context(), id, offset, limit)
+		page, err = a.svc.Rankings(r.Context(), id, rq.offset, rq.limit)
 	}
 	if err != nil {
 		return err

@@ -10,7 +10,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/lbhq/leaderboard/internal/auth"
 	"github.com/lbhq/leaderboard/internal/flagenv"
 )
 
@@ -32,6 +34,7 @@ var modeOrder = []string{ModeSubmit, ModeRead, ModeFloor, ModeViewers}
 type options struct {
 	cfg      Config
 	jsonPath string
+	secret   string // the server's --auth-secret: mint an admin token when --token is not given
 }
 
 // newFlagSet declares the flags of mode, bound to o (whose values are the defaults). It returns
@@ -59,6 +62,7 @@ func newFlagSet(mode string, o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.jsonPath, "json", "", `write the JSON report to this file; "-" prints JSON on stdout instead of the text report`)
 	if mode != ModeFloor {
 		fs.StringVar(&c.Token, "token", c.Token, "sent as \"Authorization: Bearer <token>\" on every request")
+		fs.StringVar(&o.secret, "secret", "", "the server's --auth-secret: without --token, mint an admin token for the run with it\n(admin: the run creates leaderboards; server and admin tokens are not limited per IP)")
 		fs.BoolVar(&c.Create, "create", c.Create, "create the leaderboards before the run (409 already_exists is fine)")
 	}
 	if mode == ModeSubmit || mode == ModeRead {
@@ -124,6 +128,14 @@ func parseArgs(mode string, args []string, stderr io.Writer) (o options, code in
 	if err := o.cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "bench %s: %v (see leaderboard bench %s -h)\n", mode, err, mode)
 		return o, 2, false
+	}
+	if o.secret != "" && o.cfg.Token == "" {
+		tok, err := auth.Mint([]byte(o.secret), auth.Admin, "bench", o.cfg.Warmup+o.cfg.Duration+time.Hour)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench %s: --secret: %v\n", mode, err)
+			return o, 2, false
+		}
+		o.cfg.Token = tok
 	}
 	return o, 0, true
 }

@@ -27,6 +27,7 @@ func startLeaderboardServer(t *testing.T) string {
 	cfg.SubmitRate = 0
 	cfg.FlushInterval = 20 * time.Millisecond
 	cfg.ShutdownTimeout = 2 * time.Second
+	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0 // one address, many viewers; no tokens
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)

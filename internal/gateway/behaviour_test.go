@@ -261,6 +261,7 @@ func TestHeartbeatAndShutdown(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.HeartbeatTimeout, cfg.PingInterval = "127.0.0.1:0", 300*time.Millisecond, time.Hour
+	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)
 	go func() { done <- server.Run(ctx, cfg, discard(), func(a string) { addrc <- a }) }()
@@ -318,6 +319,7 @@ func TestShutdownEndsStreams(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = "" // no persistence: this test is not about it
 	cfg.Addr, cfg.ShutdownTimeout = "127.0.0.1:0", 30*time.Second
+	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)
 	go func() { done <- server.Run(ctx, cfg, discard(), func(a string) { addrc <- a }) }()

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"errors"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/fanout"
@@ -44,6 +46,43 @@ func FuzzDecodeClientMessage(f *testing.F) {
 			}
 		default:
 			t.Fatalf("accepted type %q", m.Type)
+		}
+	})
+}
+
+// FuzzQuery: the query of SSE streams and long polls (kind, limit,
+// participant_id, radius, since_version, timeout_ms) gives a valid window or
+// an invalid_argument error, whatever the bytes.
+func FuzzQuery(f *testing.F) {
+	for _, s := range []string{
+		"kind=top&limit=100", "kind=participant&participant_id=p1", "kind=around&participant_id=p1&radius=5",
+		"kind=top&limit=0", "kind=top&limit=99999999999999999999", "kind=around&radius=-1&participant_id=p",
+		"kind=bogus", "since_version=18446744073709551615", "since_version=-1", "timeout_ms=60000", "timeout_ms=0",
+		"timeout_ms=1e3", "participant_id=%00", "", "&&&", "kind=top&kind=around",
+	} {
+		f.Add(s)
+	}
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		var be *board.Error
+		if !errors.As(err, &be) || be.Code != board.CodeInvalidArgument || be.Message == "" {
+			t.Fatalf("error %v is not an invalid_argument with a message", err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, _ := url.ParseQuery(raw)
+		if spec, err := specFromQuery(q); err != nil {
+			check(t, err)
+		} else if spec.Validate() != nil || (spec.Kind != fanout.Top && !board.ValidID(spec.ParticipantID)) {
+			t.Fatalf("accepted %+v", spec)
+		}
+		if _, err := parseVersion("since_version", q.Get("since_version")); err != nil {
+			check(t, err)
+		}
+		if d, err := pollTimeout(q); err != nil {
+			check(t, err)
+		} else if d < time.Millisecond || d > time.Minute {
+			t.Fatalf("timeout %v", d)
 		}
 	})
 }

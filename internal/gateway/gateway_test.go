@@ -28,6 +28,7 @@ func startServer(t *testing.T, edit func(*server.Config)) string {
 	cfg.Addr = "127.0.0.1:0"
 	cfg.SubmitRate = 0
 	cfg.FlushInterval = 20 * time.Millisecond
+	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0 // the auth tests are in internal/server
 	if edit != nil {
 		edit(&cfg)
 	}

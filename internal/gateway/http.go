@@ -196,6 +196,19 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 	}
 }
 
+// pollTimeout reads a long poll's timeout_ms: 1 to 60000, default 25 s.
+func pollTimeout(q url.Values) (time.Duration, error) {
+	s := q.Get("timeout_ms")
+	if s == "" {
+		return 25 * time.Second, nil
+	}
+	ms, err := strconv.Atoi(s)
+	if err != nil || ms < 1 || ms > 60000 {
+		return 0, board.Invalid("timeout_ms must be an integer from 1 to 60000")
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
 // ServeLongPoll answers GET /v1/leaderboards/{id}/updates: one update (or a
 // snapshot) as soon as the window differs from since_version, or 204 after
 // timeout_ms.
@@ -209,13 +222,9 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 	if err != nil {
 		return err
 	}
-	timeout := 25 * time.Second
-	if s := q.Get("timeout_ms"); s != "" {
-		ms, err := strconv.Atoi(s)
-		if err != nil || ms < 1 || ms > 60000 {
-			return board.Invalid("timeout_ms must be an integer from 1 to 60000")
-		}
-		timeout = time.Duration(ms) * time.Millisecond
+	timeout, err := pollTimeout(q)
+	if err != nil {
+		return err
 	}
 	if g.closing.Load() {
 		return &board.Error{Code: board.CodeUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}

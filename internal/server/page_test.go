@@ -17,7 +17,6 @@ import (
 // and, like every flag, come from LEADERBOARD_<FLAG> too.
 func TestPageFlagsFromEnvironment(t *testing.T) {
 	d := DefaultConfig()
-	d.DataDir = "" // no persistence: this test is not about it
 	if !d.WebSocket || d.Demo || d.DemoRate != 50 || d.DemoParticipants != 3000 {
 		t.Fatalf("defaults: websocket %v demo %v rate %v participants %d", d.WebSocket, d.Demo, d.DemoRate, d.DemoParticipants)
 	}
@@ -36,9 +35,8 @@ func TestPageFlagsFromEnvironment(t *testing.T) {
 // TestWebSocketDisabled: with --websocket=false the WebSocket route answers
 // 503 unavailable (so clients fall back) while SSE still streams.
 func TestWebSocketDisabled(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = "" // no persistence: this test is not about it
-	cfg.Addr, cfg.WebSocket = "127.0.0.1:0", false
+	cfg := testConfig(t)
+	cfg.WebSocket = false
 	addr, cancel, done := start(t, cfg)
 	defer func() { cancel(); <-done }()
 	base := "http://" + addr
@@ -85,9 +83,8 @@ func TestWebSocketDisabled(t *testing.T) {
 // TestDemo: with --demo the tournament exists before the server answers,
 // the bots move it, the page opens on it, and shutdown stops them.
 func TestDemo(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = "" // no persistence: this test is not about it
-	cfg.Addr, cfg.Demo, cfg.DemoRate, cfg.DemoParticipants = "127.0.0.1:0", true, 200, 300
+	cfg := testConfig(t)
+	cfg.Demo, cfg.DemoRate, cfg.DemoParticipants = true, 200, 300
 	addr, cancel, done := start(t, cfg)
 	base := "http://" + addr
 	version := func() (uint64, int64) {

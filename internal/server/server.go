@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,6 +90,24 @@ type Config struct {
 	Demo             bool
 	DemoRate         float64
 	DemoParticipants int
+
+	// Access and abuse (see access.go).
+	Auth         string // "on" or "off"
+	AuthSecret   string
+	AuthReads    bool
+	IPRate       float64
+	IPBurst      int
+	UpgradeRate  float64
+	UpgradeBurst int
+	MaxInflight  int
+	CORSOrigins  string
+	TLSCert      string
+	TLSKey       string
+
+	// Console, when set, receives the few lines meant for a person at a
+	// terminal (the first admin token and a curl line to try it); they are
+	// logged too. Not a flag.
+	Console io.Writer
 }
 
 // Flags registers the configuration's flags on fs, with their defaults.
@@ -113,7 +132,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "history: directory of the embedded database (leaderboards, audit log, snapshots, final rankings, profiles); empty runs without persistence")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the server's files: the embedded database (leaderboards, audit log, snapshots, final rankings, profiles) and the auth secret; empty runs without persistence")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "", "history: keep it in PostgreSQL at this URL (postgres://...) instead of the embedded database")
 	fs.DurationVar(&c.HistoryFlushInterval, "history-flush-interval", 200*time.Millisecond, "history: group commit; the audit log is written at most this long after a change (a crash loses at most about this much)")
 	fs.IntVar(&c.HistoryQueue, "history-queue", 200000, "history: changes waiting for the group commit; past it submissions get 503 + Retry-After")
@@ -123,6 +142,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", false, "create the sample tournament "+demo.DefaultBoard+" with bots submitting scores, and open the page on it")
 	fs.Float64Var(&c.DemoRate, "demo-rate", demo.DefaultRate, "demo: bot submissions per second in total (0: seed the tournament, no bots)")
 	fs.IntVar(&c.DemoParticipants, "demo-participants", demo.DefaultParticipants, "demo: participants in the sample tournament")
+	c.accessFlags(fs)
 }
 
 // DefaultConfig returns the configuration with every flag at its default.
@@ -164,6 +184,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
 	})
 	live, page := pageAndLive(cfg, gw)
+	acc, err := setupAccess(cfg)
+	if err != nil {
+		return err
+	}
 	a := api.New(svc, api.Options{
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
@@ -173,10 +197,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Collectors:        liveCollectors(hub, gw),
 		Page:              page,
 		Ready:             hist.ping,
+		Access:            acc.options,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	scheme := "http"
+	if acc.tls != nil {
+		scheme = "https"
 	}
 	bots, err := startDemo(cfg, svc, log)
 	if err != nil {
@@ -185,7 +214,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	defer bots.Stop()
 	if cfg.Demo {
-		log.Info("demo running: open the page", "url", "http://"+ln.Addr().String()+"/")
+		log.Info("demo running: open the page", "url", scheme+"://"+ln.Addr().String()+"/")
 	}
 	srv := &http.Server{
 		Handler:           a,
@@ -195,8 +224,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         acc.tls,
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "epoch", st.Epoch())
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "epoch", st.Epoch())
+	acc.announce(cfg, log, scheme+"://"+ln.Addr().String())
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
@@ -210,8 +241,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 			select {
 			case <-sweepCtx.Done():
 				return
-			case <-t.C:
+			case now := <-t.C:
 				svc.Sweep(sweepCtx)
+				a.Sweep(now)
 			}
 		}
 	}()
@@ -221,7 +253,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if acc.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "") // certificates are in srv.TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

@@ -13,6 +13,16 @@ import (
 	"time"
 )
 
+// testConfig is the default configuration for tests that drive the server
+// from one address without tokens: authentication and the per-IP limits off,
+// any file in a temporary directory (never the source tree).
+func testConfig(t *testing.T) Config {
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	cfg.Auth, cfg.IPRate, cfg.UpgradeRate = "off", 0, 0
+	return cfg
+}
+
 func start(t *testing.T, cfg Config) (string, context.CancelFunc, chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,9 +44,7 @@ func start(t *testing.T, cfg Config) (string, context.CancelFunc, chan error) {
 // when shutdown starts is served to completion; new connections are refused
 // once the listener is closed; Run returns nil.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = "" // no persistence: this test is not about it
-	cfg.Addr = "127.0.0.1:0"
+	cfg := testConfig(t)
 	addr, cancel, done := start(t, cfg)
 	base := "http://" + addr
 	res, err := http.Post(base+"/v1/leaderboards", "application/json", strings.NewReader(`{"leaderboard_id":"d","name":"d"}`))
@@ -82,8 +90,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 }
 
 func TestRunFailsOnBadAddress(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = "" // no persistence: this test is not about it
+	cfg := testConfig(t)
 	cfg.Addr = "256.0.0.1:99999"
 	err := Run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
@@ -94,9 +101,8 @@ func TestRunFailsOnBadAddress(t *testing.T) {
 // TestLifecycleSweepCompletesAtEndsAt: a leaderboard whose ends_at passes
 // shows up as completed with the real clock and the background sweep running.
 func TestLifecycleSweepCompletesAtEndsAt(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = "" // no persistence: this test is not about it
-	cfg.Addr, cfg.SweepInterval = "127.0.0.1:0", 20*time.Millisecond
+	cfg := testConfig(t)
+	cfg.SweepInterval = 20 * time.Millisecond
 	addr, cancel, done := start(t, cfg)
 	defer func() { cancel(); <-done }()
 	ends := time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339Nano)
