@@ -8,6 +8,7 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/history"
+	"github.com/lbhq/leaderboard/internal/history/postgres"
 	"github.com/lbhq/leaderboard/internal/history/sqlite"
 	"github.com/lbhq/leaderboard/internal/store/memory"
 )
@@ -93,6 +94,7 @@ func (d *durable) run(ctx context.Context, src history.Source) {
 		defer close(d.done)
 		d.log.Run(ctx, src)
 	}()
+	go d.maintain(ctx)
 }
 
 // stop is the clean stop, after the last request: snapshot what changed,
@@ -125,7 +127,38 @@ func (d *durable) close() {
 	}
 }
 
-// openPostgres is replaced when the PostgreSQL history store lands.
+// openPostgres opens the PostgreSQL history store (migrations applied,
+// audit-log partitions made ahead).
 func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (history.Store, error) {
-	return nil, fmt.Errorf("--postgres-url: the PostgreSQL history store is not built into this binary yet")
+	s, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Retention: cfg.HistoryRetention, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--postgres-url: %w", err)
+	}
+	return s, nil
+}
+
+// maintainInterval is how often PostgreSQL's audit-log partitions are made
+// ahead and old ones dropped.
+const maintainInterval = time.Hour
+
+// maintain runs the store's periodic upkeep, when it has any.
+func (d *durable) maintain(ctx context.Context) {
+	m, ok := d.store.(interface {
+		Maintain(context.Context, time.Time) error
+	})
+	if !ok {
+		return
+	}
+	t := time.NewTicker(maintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := m.Maintain(ctx, now); err != nil {
+				d.logg.Warn("history: partition upkeep failed; retried in an hour", "err", err)
+			}
+		}
+	}
 }
