@@ -284,4 +284,3 @@ func TestKillUnderLoad(t *testing.T) { runCrash(t, syscall.SIGKILL) }
 
 // TestSIGTERMUnderLoad: SIGTERM under load, then restart: nothing lost, same epoch.
 func TestSIGTERMUnderLoad(t *testing.T) { runCrash(t, syscall.SIGTERM) }
-
