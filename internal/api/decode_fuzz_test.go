@@ -113,6 +113,23 @@ func FuzzDecodePatch(f *testing.F) {
 	})
 }
 
+func FuzzDecodeProfile(f *testing.F) {
+	for _, s := range []string{`{"display_name":"Ada"}`, `{"display_name":"A","avatar_url":"https://x/y.png","metadata":{"k":[1]}}`,
+		`{"display_name":null}`, `{"display_name":"a","metadata":[1]}`, `{"display_name":"a","metadata":"x"}`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in, err := decodeProfile(body)
+		if err != nil {
+			checkDecodeErr(t, err)
+			return
+		}
+		if len(in.Metadata) > 0 && string(in.Metadata) != "null" && in.Metadata[0] != '{' {
+			t.Fatalf("accepted metadata %s", in.Metadata)
+		}
+	})
+}
+
 // FuzzQuery: any query string gives the list, rankings and participant
 // parameters within their documented bounds or an invalid_argument error;
 // If-None-Match lists and Authorization headers never panic.

@@ -46,6 +46,9 @@ type Writer struct {
 	log  *slog.Logger
 
 	queued atomic.Int64 // events waiting, read by Admit without the lock
+	stats  struct {
+		written, commits, failures, snapshots, commitNanos atomic.Int64
+	}
 
 	mu        sync.Mutex
 	pending   []Event
@@ -107,6 +110,24 @@ func (w *Writer) Admit() bool { return w.queued.Load() < int64(w.opts.MaxQueue) 
 // Queued returns the number of events waiting for a commit.
 func (w *Writer) Queued() int64 { return w.queued.Load() }
 
+// WriterStats are the writer's counters since it started.
+type WriterStats struct {
+	Queued     int64         // events waiting for a commit
+	Written    int64         // events committed
+	Snapshots  int64         // snapshots committed
+	Commits    int64         // successful group commits
+	Failures   int64         // failed commits (retried)
+	CommitTime time.Duration // time spent in commits, failed ones included
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{
+		Queued: w.queued.Load(), Written: w.stats.written.Load(), Snapshots: w.stats.snapshots.Load(),
+		Commits: w.stats.commits.Load(), Failures: w.stats.failures.Load(), CommitTime: time.Duration(w.stats.commitNanos.Load()),
+	}
+}
+
 // Track records a leaderboard recovered at version, whose latest snapshot is
 // at snapVersion, so that it is snapshotted again only once it changes.
 func (w *Writer) Track(board string, version, snapVersion uint64) {
@@ -163,8 +184,11 @@ func (w *Writer) commit(ctx context.Context) error {
 		w.markCommitted(upTo)
 		return nil
 	}
+	start := time.Now()
 	err := w.hs.Write(ctx, batch)
+	w.stats.commitNanos.Add(int64(time.Since(start)))
 	if err != nil {
+		w.stats.failures.Add(1)
 		w.mu.Lock()
 		w.pending = append(batch.Events, w.pending...)
 		w.snaps = append(batch.Snapshots, w.snaps...)
@@ -178,6 +202,9 @@ func (w *Writer) commit(ctx context.Context) error {
 		return err
 	}
 	w.queued.Add(-int64(len(batch.Events)))
+	w.stats.written.Add(int64(len(batch.Events)))
+	w.stats.snapshots.Add(int64(len(batch.Snapshots)))
+	w.stats.commits.Add(1)
 	w.markCommitted(upTo)
 	return nil
 }

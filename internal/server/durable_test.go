@@ -305,3 +305,77 @@ func TestStartRefusesABrokenDataDir(t *testing.T) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// errorCode makes a request and returns its status and error code.
+func errorCode(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.NewDecoder(res.Body).Decode(&e)
+	return res.StatusCode, e.Error.Code
+}
+
+// TestHistoryRouteErrors: every history route's errors, with persistence on
+// and off.
+func TestHistoryRouteErrors(t *testing.T) {
+	cfg := testConfig(t)
+	addr, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	base := "http://" + addr
+	jsonCall(t, "POST", base+"/v1/leaderboards", `{"leaderboard_id":"b","name":"B"}`, nil)
+	long := strings.Repeat("x", 65)
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"GET", "/v1/leaderboards/none/final-rankings", "", 404, "leaderboard_not_found"},
+		{"GET", "/v1/leaderboards/b/final-rankings", "", 404, "leaderboard_not_found"}, // not completed
+		{"GET", "/v1/leaderboards/b/final-rankings?limit=0", "", 400, "invalid_argument"},
+		{"GET", "/v1/leaderboards/b/final-rankings?offset=-1", "", 400, "invalid_argument"},
+		{"GET", "/v1/leaderboards/none/participants/p/events", "", 404, "leaderboard_not_found"},
+		{"GET", "/v1/leaderboards/b/participants/p/events?limit=1001", "", 400, "invalid_argument"},
+		{"GET", "/v1/participants/p/results?limit=x", "", 400, "invalid_argument"},
+		{"GET", "/v1/participants/nobody", "", 404, "participant_not_found"},
+		{"GET", "/v1/participants/bad%20id", "", 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":""}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":"` + long + `"}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":"a\u0007b"}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":"a","avatar_url":"javascript:alert(1)"}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":"a","metadata":[1]}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":5}`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `not json`, 400, "invalid_argument"},
+		{"PUT", "/v1/participants/p", `{"display_name":"` + strings.Repeat("é", 64) + `"}`, 200, ""},
+	} {
+		status, code := errorCode(t, tc.method, base+tc.path, tc.body)
+		if status != tc.status || code != tc.code {
+			t.Errorf("%s %s %s: %d %q, want %d %q", tc.method, tc.path, tc.body, status, code, tc.status, tc.code)
+		}
+	}
+
+	off := testConfig(t)
+	off.DataDir = ""
+	addr, cancel2, done2 := start(t, off)
+	defer func() { cancel2(); <-done2 }()
+	base = "http://" + addr
+	jsonCall(t, "POST", base+"/v1/leaderboards", `{"leaderboard_id":"b","name":"B"}`, nil)
+	for _, p := range []string{"GET /v1/leaderboards/b/final-rankings", "GET /v1/leaderboards/b/participants/p/events",
+		"GET /v1/participants/p/results", "GET /v1/participants/p", `PUT /v1/participants/p {"display_name":"a"}`} {
+		parts := strings.SplitN(p, " ", 3)
+		body := ""
+		if len(parts) == 3 {
+			body = parts[2]
+		}
+		if status, code := errorCode(t, parts[0], base+parts[1], body); status != 503 || code != "unavailable" {
+			t.Errorf("%s without persistence: %d %q, want 503 unavailable", p, status, code)
+		}
+	}
+}

@@ -29,3 +29,25 @@ func liveCollectors(hub *fanout.Hub, gw *gateway.Gateway) []prometheus.Collector
 		counter("leaderboard_live_catchups_total", "Resumes served by one catch-up update.", func() float64 { return float64(hub.Snapshot().CatchUps) }),
 	}
 }
+
+// historyCollectors are the history writer's metrics (none without persistence).
+func historyCollectors(d *durable) []prometheus.Collector {
+	if d.log == nil {
+		return nil
+	}
+	w := d.log
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leaderboard_history_queue", Help: "Score events waiting for the group commit (submissions get 503 past --history-queue)."},
+			func() float64 { return float64(w.Stats().Queued) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_history_events_written_total", Help: "Score events committed to the audit log."},
+			func() float64 { return float64(w.Stats().Written) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_history_snapshots_written_total", Help: "Leaderboard snapshots committed."},
+			func() float64 { return float64(w.Stats().Snapshots) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_history_commits_total", Help: "Successful group commits."},
+			func() float64 { return float64(w.Stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_history_commit_failures_total", Help: "Failed group commits (the batch is retried)."},
+			func() float64 { return float64(w.Stats().Failures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_history_commit_seconds_total", Help: "Time spent committing."},
+			func() float64 { return w.Stats().CommitTime.Seconds() }),
+	}
+}

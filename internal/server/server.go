@@ -194,7 +194,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Logger:            log,
 		Totals:            st.Totals,
 		Live:              live,
-		Collectors:        liveCollectors(hub, gw),
+		Collectors:        append(liveCollectors(hub, gw), historyCollectors(hist)...),
 		Page:              page,
 		Ready:             hist.ping,
 		Access:            acc.options,

@@ -1,0 +1,59 @@
+package board_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/history"
+	"github.com/lbhq/leaderboard/internal/history/sqlite"
+	"github.com/lbhq/leaderboard/internal/store/memory"
+)
+
+// TestFullAuditQueueRefusesChanges: while the history writer's queue is full
+// (its database stalled), submissions, batches and removals get 503
+// unavailable with a Retry-After and change nothing; once it commits they
+// are served again.
+func TestFullAuditQueueRefusesChanges(t *testing.T) {
+	ctx := context.Background()
+	hs, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	w := history.NewWriter(hs, history.WriterOptions{MaxQueue: 3}) // not running: nothing commits
+	st := memory.New(memory.Options{Sink: w})
+	svc := board.New(st, board.Options{History: hs, Log: w})
+	if _, err := svc.Create(ctx, board.CreateRequest{ID: "b", Name: "B"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := svc.Submit(ctx, "b", board.ScoreInput{ParticipantID: fmt.Sprint("p", i), Score: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unavailable := func(what string, err error) {
+		t.Helper()
+		var be *board.Error
+		if !errors.As(err, &be) || be.Code != board.CodeUnavailable || be.RetryAfter <= 0 {
+			t.Fatalf("%s with the queue full: %v, want unavailable with Retry-After", what, err)
+		}
+	}
+	_, err = svc.Submit(ctx, "b", board.ScoreInput{ParticipantID: "late", Score: 9})
+	unavailable("submit", err)
+	_, _, err = svc.SubmitBatch(ctx, "b", []board.ScoreInput{{ParticipantID: "late", Score: 9}}, nil)
+	unavailable("batch", err)
+	unavailable("remove", svc.RemoveParticipant(ctx, "b", "p0"))
+	if v, _ := svc.Version(ctx, "b"); v != 3 {
+		t.Fatalf("version %d after refused changes, want 3", v)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Submit(ctx, "b", board.ScoreInput{ParticipantID: "late", Score: 9})
+	if err != nil || res.Version != 4 {
+		t.Fatalf("after the commit: %+v, %v", res, err)
+	}
+}
