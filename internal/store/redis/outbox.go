@@ -103,13 +103,24 @@ func ParseOutboxMessage(board string, m goredis.XMessage) (OutboxEvent, error) {
 // tail is this process's position in one leaderboard's outbox: the last
 // version published to the Sink and its stream id. Its mutex orders the
 // publishing.
+//
+// Local writes to the leaderboard hold a ticket from before they send their
+// script until they hand their events in. A write whose events cannot be
+// published yet (an earlier version is missing) first waits for the writes
+// that started before it returned, since those may hold the missing versions
+// and hand them in a moment later; only what is still missing then (another
+// process's events) is read back from the outbox. So a busy leaderboard with
+// one process rarely costs an XRANGE.
 type tail struct {
 	mu      sync.Mutex
+	handed  sync.Cond // signalled whenever a ticket ends
 	ready   bool
 	gen     string // the leaderboard incarnation it follows
 	last    uint64 // last version published
 	lastID  string // its stream id; "" = before the first entry
 	pending map[uint64]OutboxEvent
+	tickets uint64              // tickets handed out
+	open    map[uint64]struct{} // tickets not ended
 }
 
 func (s *Store) tailOf(board string) *tail {
@@ -117,7 +128,8 @@ func (s *Store) tailOf(board string) *tail {
 	defer s.tailsMu.Unlock()
 	t := s.tails[board]
 	if t == nil {
-		t = &tail{}
+		t = &tail{open: map[uint64]struct{}{}}
+		t.handed.L = &t.mu
 		s.tails[board] = t
 	}
 	return t
@@ -139,41 +151,78 @@ func (t *tail) reset(gen string, base uint64) {
 	t.ready, t.gen, t.last, t.lastID, t.pending = true, gen, base, "", nil
 }
 
-// openTail makes sure this process follows board before it writes to it:
-// from the version it has now.
-func (s *Store) openTail(ctx context.Context, board string) (*tail, error) {
-	t := s.tailOf(board)
+// begin takes a ticket for a write about to be sent.
+func (t *tail) begin() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.ready {
-		return t, nil
-	}
-	k := s.keysOf(board)
-	code, r, err := run(ctx, s.c, tailScript, []string{k.m, k.o})
-	if err != nil {
-		return nil, err
-	}
-	if code == codeNoBoard {
-		s.tailsMu.Lock()
-		if s.tails[board] == t {
-			delete(s.tails, board)
-		}
-		s.tailsMu.Unlock()
-		return nil, store.ErrBoardNotFound
-	}
-	t.ready, t.gen, t.last, t.lastID = true, str(r[2]), uintOf(r[1]), str(r[4])
-	return t, nil
+	t.tickets++
+	t.open[t.tickets] = struct{}{}
+	return t.tickets
 }
 
-// deliver publishes own (the events a write of this process just made, in
-// version order, of incarnation gen that started at version base) and every
-// event before them not published yet.
-func (s *Store) deliver(ctx context.Context, board string, t *tail, gen string, base uint64, own []OutboxEvent) {
+// end ends a ticket whose write made no event (or failed).
+func (t *tail) end(ticket uint64) {
+	t.mu.Lock()
+	t.endLocked(ticket)
+	t.mu.Unlock()
+}
+
+func (t *tail) endLocked(ticket uint64) {
+	delete(t.open, ticket)
+	t.handed.Broadcast()
+}
+
+// openBefore reports whether a ticket below n has not ended.
+func (t *tail) openBefore(n uint64) bool {
+	for k := range t.open {
+		if k < n {
+			return true
+		}
+	}
+	return false
+}
+
+// openTail makes sure this process follows board before it writes to it
+// (from the version it has now) and takes a ticket for the write.
+func (s *Store) openTail(ctx context.Context, board string) (*tail, uint64, error) {
+	t := s.tailOf(board)
+	t.mu.Lock()
+	if !t.ready {
+		k := s.keysOf(board)
+		code, r, err := run(ctx, s.c, tailScript, []string{k.m, k.o})
+		if err != nil {
+			t.mu.Unlock()
+			return nil, 0, err
+		}
+		if code == codeNoBoard {
+			t.mu.Unlock()
+			s.tailsMu.Lock()
+			if s.tails[board] == t && !t.ready {
+				delete(s.tails, board)
+			}
+			s.tailsMu.Unlock()
+			return nil, 0, store.ErrBoardNotFound
+		}
+		t.ready, t.gen, t.last, t.lastID = true, str(r[2]), uintOf(r[1]), str(r[4])
+	}
+	t.mu.Unlock()
+	return t, t.begin(), nil
+}
+
+// deliver ends the write's ticket and publishes own (the events the write
+// made, in version order, of incarnation gen that started at version base)
+// and every event before them not published yet.
+func (s *Store) deliver(ctx context.Context, board string, t *tail, ticket uint64, gen string, base uint64, own []OutboxEvent) {
 	if cur := s.tailOf(board); cur != t {
-		t = cur // the leaderboard was dropped meanwhile (and maybe made again)
+		// The leaderboard was dropped meanwhile (and maybe made again).
+		t.end(ticket)
+		t, ticket = cur, 0
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if ticket != 0 {
+		t.endLocked(ticket)
+	}
 	if !t.ready || t.gen != gen {
 		t.reset(gen, base)
 	}
@@ -191,7 +240,11 @@ func (s *Store) deliver(ctx context.Context, board string, t *tail, gen string, 
 		}
 	}
 	s.drain(t)
-	if t.last < target.Version {
+	// Writes that started before this one returned may hold what is missing.
+	for n := t.tickets + 1; t.last < target.Version && t.gen == gen && t.openBefore(n); {
+		t.handed.Wait()
+	}
+	if t.last < target.Version && t.gen == gen {
 		s.fill(ctx, board, t, target.ID, target.Version)
 	}
 }

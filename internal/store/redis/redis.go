@@ -386,21 +386,11 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 		_, err := s.Stats(ctx, board)
 		return err
 	}
-	var t *tail
-	if s.sink != nil {
-		var err error
-		if t, err = s.openTail(ctx, board); err != nil {
-			return err
-		}
-	}
 	k := s.keysOf(board)
 	keys := []string{k.m, k.z, k.p, k.o}
-	var own []OutboxEvent
-	var gen string
-	var base uint64
-	var runErr error
 	args := make([]any, 0, 2+4*min(len(subs), batchChunk))
 	var at []byte
+	var own []OutboxEvent
 	for start := 0; start < len(subs); start += batchChunk {
 		end := min(start+batchChunk, len(subs))
 		args = append(args[:0], s.maxlen, strconv.Itoa(end-start))
@@ -410,6 +400,14 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 			args = append(args, sub.ParticipantID, strconv.FormatUint(sub.Score, 10), string(at),
 				strconv.FormatUint(store.MaxScore-sub.Score, 10))
 		}
+		var t *tail
+		var ticket uint64
+		if s.sink != nil {
+			var err error
+			if t, ticket, err = s.openTail(ctx, board); err != nil {
+				return err
+			}
+		}
 		code, reply, err := run(ctx, s.c, submitScript, keys, args...)
 		if err == nil {
 			switch code {
@@ -417,14 +415,19 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 				err = store.ErrBoardNotFound
 			case codeSealed:
 				err = store.ErrBoardSealed
+			default:
+				if len(reply) != 3+9*(end-start) {
+					err = fmt.Errorf("redis store: submit script replied %d values for %d submissions", len(reply), end-start)
+				}
 			}
 		}
 		if err != nil {
-			runErr = err
-			break
+			if t != nil {
+				t.end(ticket)
+			}
+			return err
 		}
-		gen = str(reply[1])
-		base = uintOf(reply[2])
+		own = own[:0]
 		for i, r := 0, reply[3:]; i < end-start; i, r = i+1, r[9:] {
 			res := &results[start+i]
 			*res = store.Result{
@@ -451,24 +454,32 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 				}})
 			}
 		}
+		if t != nil {
+			if len(own) > 0 {
+				s.deliver(ctx, board, t, ticket, str(reply[1]), uintOf(reply[2]), own)
+			} else {
+				t.end(ticket)
+			}
+		}
 	}
-	if len(own) > 0 {
-		s.deliver(ctx, board, t, gen, base, own)
-	}
-	return runErr
+	return nil
 }
 
 // Remove implements store.Store.
 func (s *Store) Remove(ctx context.Context, board, participant string) (store.Result, error) {
 	var t *tail
+	var ticket uint64
 	if s.sink != nil {
 		var err error
-		if t, err = s.openTail(ctx, board); err != nil {
+		if t, ticket, err = s.openTail(ctx, board); err != nil {
 			return store.Result{}, err
 		}
 	}
 	k := s.keysOf(board)
 	code, r, err := run(ctx, s.c, removeScript, []string{k.m, k.z, k.p, k.o}, s.maxlen, participant)
+	if t != nil && (err != nil || code != codeOK) {
+		t.end(ticket)
+	}
 	if err != nil {
 		return store.Result{}, err
 	}
@@ -480,6 +491,12 @@ func (s *Store) Remove(ctx context.Context, board, participant string) (store.Re
 	case codeNoParticipant:
 		return store.Result{}, store.ErrParticipantNotFound
 	}
+	if len(r) != 7 {
+		if t != nil {
+			t.end(ticket)
+		}
+		return store.Result{}, fmt.Errorf("redis store: remove script replied %v", r)
+	}
 	res := store.Result{
 		Updated:       true,
 		HadPrevious:   true,
@@ -488,7 +505,7 @@ func (s *Store) Remove(ctx context.Context, board, participant string) (store.Re
 		Version:       uintOf(r[5]),
 	}
 	if t != nil {
-		s.deliver(ctx, board, t, str(r[1]), uintOf(r[2]), []OutboxEvent{{ID: str(r[6]), Event: store.Event{
+		s.deliver(ctx, board, t, ticket, str(r[1]), uintOf(r[2]), []OutboxEvent{{ID: str(r[6]), Event: store.Event{
 			Leaderboard:   board,
 			Version:       res.Version,
 			ParticipantID: participant,
