@@ -256,6 +256,9 @@ func (s *Store) CatchUp(ctx context.Context, board string) error {
 	if s.sink == nil {
 		return nil
 	}
+	if board == "" {
+		return store.ErrBoardNotFound
+	}
 	k := s.keysOf(board)
 	code, r, err := run(ctx, s.c, tailScript, []string{k.m, k.o})
 	if err != nil {

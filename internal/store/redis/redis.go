@@ -56,15 +56,20 @@
 // The Sink of this process gets, for every leaderboard this process writes to,
 // every event of that leaderboard (those of other processes too) in strictly
 // increasing version order, from the version the leaderboard had when this
-// process first wrote to it (or created it): after each write, under a
-// per-leaderboard mutex, the events the write returned are published, and any
-// gap before them (another process's or a concurrent local write's events) is
-// filled first by XRANGE on the outbox from the last published stream id.
-// CatchUp does the same without writing. A Submit returns only after its own
-// events were published. The one case with a gap: when this process last
-// published for a leaderboard more than OutboxMaxLen events ago, the trimmed
-// events are skipped (OutboxGaps counts them). With a nil Sink nothing is read
-// back.
+// process first wrote to it (or created it). After each write, under a
+// per-leaderboard mutex, the events the script returned are published. When
+// an earlier version is still missing, the write first waits for the local
+// writes that were in flight when it returned (they may hold it; see tail),
+// then reads whatever is still missing (other processes' events) with XRANGE
+// on the outbox from the last published stream id. CatchUp does the same
+// without writing. A Submit returns only after its own events were published.
+// The one case with a gap: when this process last published for a leaderboard
+// more than OutboxMaxLen events ago, the trimmed events are skipped
+// (OutboxGaps counts them); and a process that writes to a leaderboard seldom
+// while others write to it often publishes the backlog (at most OutboxMaxLen
+// events) at its next write. With a nil Sink nothing is read back and nothing
+// waits. A write racing a DropBoard of its own leaderboard may publish events
+// of the dropped incarnation.
 //
 // # Epoch
 //
@@ -318,6 +323,9 @@ func (s *Store) Restore(ctx context.Context, board string, opts store.BoardOptio
 
 // DropBoard implements store.Store.
 func (s *Store) DropBoard(ctx context.Context, board string) error {
+	if board == "" {
+		return store.ErrBoardNotFound
+	}
 	k := s.keysOf(board)
 	// Unlisted first, so that a create racing with this drop is listed again
 	// by its own SADD (ListBoards never misses a leaderboard that exists).
@@ -382,7 +390,7 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 			return store.ErrOutOfRange
 		}
 	}
-	if len(subs) == 0 {
+	if len(subs) == 0 || board == "" {
 		_, err := s.Stats(ctx, board)
 		return err
 	}
@@ -467,6 +475,9 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 
 // Remove implements store.Store.
 func (s *Store) Remove(ctx context.Context, board, participant string) (store.Result, error) {
+	if board == "" {
+		return store.Result{}, store.ErrBoardNotFound
+	}
 	var t *tail
 	var ticket uint64
 	if s.sink != nil {
@@ -520,17 +531,19 @@ func (s *Store) Remove(ctx context.Context, board, participant string) (store.Re
 
 // Seal implements store.Store.
 func (s *Store) Seal(ctx context.Context, board string) (store.Stats, error) {
-	k := s.keysOf(board)
-	return s.stats(ctx, sealScript, k)
+	return s.stats(ctx, sealScript, board)
 }
 
 // Stats implements store.Store.
 func (s *Store) Stats(ctx context.Context, board string) (store.Stats, error) {
-	k := s.keysOf(board)
-	return s.stats(ctx, statsScript, k)
+	return s.stats(ctx, statsScript, board)
 }
 
-func (s *Store) stats(ctx context.Context, script *goredis.Script, k keys) (store.Stats, error) {
+func (s *Store) stats(ctx context.Context, script *goredis.Script, board string) (store.Stats, error) {
+	if board == "" {
+		return store.Stats{}, store.ErrBoardNotFound
+	}
+	k := s.keysOf(board)
 	code, r, err := run(ctx, s.c, script, []string{k.m, k.z})
 	if err != nil {
 		return store.Stats{}, err
@@ -548,6 +561,9 @@ func (s *Store) Page(ctx context.Context, board string, offset, limit int) (stor
 		offset = 0
 	}
 	limit = max(limit, 0)
+	if board == "" {
+		return store.Page{}, store.ErrBoardNotFound
+	}
 	k := s.keysOf(board)
 	code, r, err := run(ctx, s.c, pageScript, []string{k.m, k.z}, offset, int64(offset)+int64(limit)-1)
 	if err != nil {
@@ -592,6 +608,9 @@ func (s *Store) Participant(ctx context.Context, board, participant string, neig
 // window reads the participant's rank and the ranks rank-before ..
 // rank-before+limit-1 clipped to the board, at one version.
 func (s *Store) window(ctx context.Context, board, participant string, before, limit int) (rank, total int64, version uint64, es []store.Entry, err error) {
+	if board == "" {
+		return 0, 0, 0, nil, store.ErrBoardNotFound
+	}
 	k := s.keysOf(board)
 	code, r, err := run(ctx, s.c, windowScript, []string{k.m, k.z, k.p}, participant, before, limit)
 	if err != nil {

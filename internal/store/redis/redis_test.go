@@ -120,6 +120,7 @@ func TestTwoProcesses(t *testing.T)     { testTwoProcesses(t, connect(t), connec
 func TestOutboxTrimmed(t *testing.T)    { testOutboxTrimmed(t, connect(t)) }
 func TestEpochShared(t *testing.T)      { testEpochShared(t, connect(t)) }
 func TestRestoreDuplicate(t *testing.T) { testRestoreDuplicate(t, connect(t)) }
+func TestEmptyBoardID(t *testing.T)     { testEmptyBoardID(t, connect(t)) }
 
 // sortEntries sorts by the total order of API.md and numbers the ranks.
 func sortEntries(order store.SortOrder, es []store.Entry) {
@@ -450,6 +451,34 @@ func testRestoreDuplicate(t *testing.T, c goredis.UniversalClient) {
 	}
 	if st, err := s.Stats(ctx, "dup"); err != nil || st != (store.Stats{}) {
 		t.Fatalf("recreated board: %+v %v", st, err)
+	}
+}
+
+// testEmptyBoardID: "" is no leaderboard (its keys would not share a slot).
+func testEmptyBoardID(t *testing.T, c goredis.UniversalClient) {
+	ctx := context.Background()
+	s := newStore(t, c, newPrefix(t, c), &storetest.Recorder{}, 0)
+	if err := s.CreateBoard(ctx, "", store.BoardOptions{}); err == nil {
+		t.Fatal("created a leaderboard with an empty id")
+	}
+	if err := s.Restore(ctx, "", store.BoardOptions{}, 1, nil); err == nil {
+		t.Fatal("restored a leaderboard with an empty id")
+	}
+	sub := []store.Submission{{ParticipantID: "a", Score: 1, AchievedAt: 1}}
+	for name, err := range map[string]error{
+		"Submit":      s.Submit(ctx, "", sub, make([]store.Result, 1)),
+		"Remove":      func() error { _, err := s.Remove(ctx, "", "a"); return err }(),
+		"Seal":        func() error { _, err := s.Seal(ctx, ""); return err }(),
+		"Stats":       func() error { _, err := s.Stats(ctx, ""); return err }(),
+		"Page":        func() error { _, err := s.Page(ctx, "", 0, 1); return err }(),
+		"Around":      func() error { _, err := s.Around(ctx, "", "a", 1); return err }(),
+		"Participant": func() error { _, err := s.Participant(ctx, "", "a", 1); return err }(),
+		"Drop":        s.DropBoard(ctx, ""),
+		"CatchUp":     s.CatchUp(ctx, ""),
+	} {
+		if !errors.Is(err, store.ErrBoardNotFound) {
+			t.Errorf("%s(\"\"): %v, want ErrBoardNotFound", name, err)
+		}
 	}
 }
 
