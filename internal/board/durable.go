@@ -79,6 +79,12 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 		m := metaOf(b)
 		if b.Completed {
 			rs.Completed++
+		} else if st, err := s.store.Stats(ctx, b.ID); err == nil {
+			// A ranking store that keeps its own state (Redis) already has
+			// the board: it is authoritative, and history only describes it.
+			s.log.Track(b.ID, st.Version, 0)
+			rs.Live++
+			rs.Participants += int(st.Total)
 		} else {
 			rec, err := history.Recover(ctx, s.hs, s.store, *b)
 			if err != nil {

@@ -22,7 +22,6 @@ import (
 	"github.com/lbhq/leaderboard/internal/gateway"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
-	"github.com/lbhq/leaderboard/internal/store/memory"
 	"github.com/lbhq/leaderboard/internal/web"
 )
 
@@ -76,6 +75,10 @@ type Config struct {
 	MaxSubscriptions int
 	SendQueue        int
 	AllowedOrigins   string
+
+	// The ranking store (see openRankingStore in stores.go).
+	RedisURL    string
+	RedisPrefix string
 
 	// Durability (see openHistory in durable.go).
 	DataDir              string
@@ -132,6 +135,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rankings in Redis (redis://host:6379/0; a cluster: redis+cluster://host:port?addr=host2:port2) instead of this process's memory")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "lb:", "prefix of every Redis key (several deployments can share one Redis)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the server's files: the embedded database (leaderboards, audit log, snapshots, final rankings, profiles) and the auth secret; empty runs without persistence")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "", "history: keep it in PostgreSQL at this URL (postgres://...) instead of the embedded database")
 	fs.DurationVar(&c.HistoryFlushInterval, "history-flush-interval", 200*time.Millisecond, "history: group commit; the audit log is written at most this long after a change (a crash loses at most about this much)")
@@ -166,7 +171,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// fan-out hub, which reads windows back through the board service: the
 	// hub is created last and handed to the sink after.
 	sink := &sinks{log: hist.log}
-	st := memory.New(memory.Options{Epoch: hist.epoch, Sink: sink})
+	st, closeStore, err := openRankingStore(ctx, cfg, hist.epoch, sink, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	var hub *fanout.Hub
 	svc := board.New(st, board.Options{
 		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
@@ -192,7 +201,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
 		Logger:            log,
-		Totals:            st.Totals,
+		Totals:            totals(st),
 		Live:              live,
 		Collectors:        append(liveCollectors(hub, gw), historyCollectors(hist)...),
 		Page:              page,

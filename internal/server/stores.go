@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/lbhq/leaderboard/internal/store"
+	"github.com/lbhq/leaderboard/internal/store/memory"
+	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
+)
+
+// openRankingStore returns the configured ranking store: this process's
+// memory (the default), or Redis with --redis-url. The memory store takes
+// the epoch the history decided (see openHistory); Redis keeps its own,
+// shared by every process over it.
+func openRankingStore(ctx context.Context, cfg Config, epoch string, sink store.EventSink, log *slog.Logger) (store.Store, func(), error) {
+	if cfg.RedisURL == "" {
+		return memory.New(memory.Options{Epoch: epoch, Sink: sink}), func() {}, nil
+	}
+	client, err := redisstore.NewClient(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	st, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: cfg.RedisPrefix, Sink: sink})
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	log.Info("rankings in Redis", "url", redactURL(cfg.RedisURL), "prefix", cfg.RedisPrefix, "epoch", st.Epoch())
+	return st, func() { client.Close() }, nil
+}
+
+// totals is the store's count of leaderboards and participants for
+// /metrics, when it keeps one cheaply (the memory store does).
+func totals(st store.Store) func() (int64, int64) {
+	if t, ok := st.(interface{ Totals() (int64, int64) }); ok {
+		return t.Totals
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL before it is logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
