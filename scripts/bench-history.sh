@@ -19,7 +19,7 @@ pgurl="postgres://postgres@127.0.0.1:5432/test?search_path=lb_bench"
 
 metric() { curl -fs "$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }
 
-for mode in off sqlite postgres; do
+for mode in ${MODES:-off sqlite postgres}; do
   port=$((20000 + RANDOM % 20000)); url=http://127.0.0.1:$port
   args=(--addr 127.0.0.1:$port --submit-rate 0 --auth off --ip-rate 0 --log-level warn)
   case $mode in

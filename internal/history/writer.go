@@ -35,7 +35,7 @@ type WriterOptions struct {
 
 // snapshotPage is how many entries one read of a snapshot takes: each read
 // holds the leaderboard's read lock only for its own length.
-const snapshotPage = 10_000
+const snapshotPage = 2_000
 
 // Writer is the history writer: the ranking store's event sink, which queues
 // every accepted change and commits the queue in one transaction per flush
@@ -146,6 +146,7 @@ func (w *Writer) Forget(board string) {
 // Run commits every flush interval and snapshots every snapshot interval
 // until ctx is done. Call Close after it returns to commit what is left.
 func (w *Writer) Run(ctx context.Context, src Source) {
+	defer backgroundThread()()
 	commit := time.NewTicker(w.opts.FlushInterval)
 	defer commit.Stop()
 	snap := time.NewTicker(w.opts.SnapshotInterval)
