@@ -50,9 +50,10 @@ for mode in ${MODES:-off sqlite postgres}; do
   written=$(metric "$url" leaderboard_history_events_written_total || true)
   commits=$(metric "$url" leaderboard_history_commits_total || true)
   secs=$(metric "$url" leaderboard_history_commit_seconds_total || true)
+  versions=$(curl -fs "$url/v1/leaderboards?limit=1000" | python3 -c 'import json,sys; print(sum(b["version"] for b in json.load(sys.stdin)["leaderboards"]))')
   kill $sampler 2>/dev/null || true
   maxq=$(sort -g "$out/queue-$mode.txt" | tail -1)
-  echo "$mode: audit events written ${written:-n/a}, commits ${commits:-n/a}, commit seconds ${secs:-n/a}, largest queue seen ${maxq:-n/a}"
+  echo "$mode: accepted changes (sum of versions) $versions, audit events written ${written:-n/a}, commits ${commits:-n/a}, commit seconds ${secs:-n/a}, largest queue seen ${maxq:-n/a}"
   kill $server; wait $server 2>/dev/null || true
 done
 echo "reports in $out"
