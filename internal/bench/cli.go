@@ -178,6 +178,7 @@ Examples:
   leaderboard bench viewers --viewers 1000 --marker-rank top --json viewers-worst-case.json
   leaderboard bench viewers --viewers 15000 --procs 2 --ramp 2000 --duration 30s --json viewers.json
   leaderboard bench viewers --viewers 15000 --procs 2 --idle --duration 10s
+  leaderboard bench capacity --viewers 10000000 --updates 10000   (sizing, see docs/SCALING.md; -h for its figures)
 `)
 }
 
@@ -194,6 +195,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "floor-server":
 		return floorServerMain(args[1:], stdout, stderr)
+	case "capacity":
+		return capacityMain(args[1:], stdout, stderr)
 	case viewersChildMode:
 		return viewersChildMain(args[1:], stdout, stderr)
 	}
