@@ -74,8 +74,8 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	}
 	bad := [][]byte{
-		{0x02, 0, 1, 'b', 0, 0, 0},                    // unknown format
-		{0x01, 0, 0, 0, 0, 0},                         // empty board
+		{0x02, 0, 1, 'b', 0, 0, 0},                     // unknown format
+		{0x01, 0, 0, 0, 0, 0},                          // empty board
 		append([]byte{0x01, 0, 0xff, 0xff, 0x03}, 'b'), // board longer than the limit
 	}
 	for _, b := range bad {
