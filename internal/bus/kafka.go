@@ -650,3 +650,12 @@ func (fc *KafkaFrameConsumer) Close() {
 		fc.cl.Close()
 	})
 }
+
+var (
+	_ EventProducer = (*KafkaProducer)(nil)
+	_ EventConsumer = (*KafkaConsumer)(nil)
+	_ FrameProducer = (*KafkaFrameProducer)(nil)
+	_ FrameConsumer = (*KafkaFrameConsumer)(nil)
+	_ EventProducer = (*Local)(nil)
+	_ FrameProducer = (*Local)(nil)
+)
