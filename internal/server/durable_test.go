@@ -379,3 +379,36 @@ func TestHistoryRouteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDisplayNamesInLiveEntries: a profile's display name appears in live
+// frames (here the SSE snapshot), not only in REST reads.
+func TestDisplayNamesInLiveEntries(t *testing.T) {
+	cfg := testConfig(t)
+	addr, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	base := "http://" + addr
+	jsonCall(t, "POST", base+"/v1/leaderboards", `{"leaderboard_id":"n","name":"N"}`, nil)
+	jsonCall(t, "PUT", base+"/v1/participants/ada", `{"display_name":"Ada \"the\" Great"}`, nil)
+	jsonCall(t, "POST", base+"/v1/leaderboards/n/scores", `{"participant_id":"ada","score":10}`, nil)
+	jsonCall(t, "POST", base+"/v1/leaderboards/n/scores", `{"participant_id":"bob","score":5}`, nil)
+	res, err := http.Get(base + "/v1/leaderboards/n/stream?kind=top&limit=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	buf := make([]byte, 0, 4096)
+	tmp := make([]byte, 1024)
+	for !bytes.Contains(buf, []byte("\n\n")) {
+		n, err := res.Body.Read(tmp)
+		if err != nil {
+			t.Fatalf("reading the stream: %v (%s)", err, buf)
+		}
+		buf = append(buf, tmp[:n]...)
+	}
+	if !bytes.Contains(buf, []byte(`"participant_id":"ada","score":10,"achieved_at":`)) || !bytes.Contains(buf, []byte(`"display_name":"Ada \"the\" Great"`)) {
+		t.Fatalf("snapshot without the display name: %s", buf)
+	}
+	if bytes.Contains(buf, []byte(`"participant_id":"bob","score":5,"achieved_at":0,"display_name"`)) {
+		t.Fatalf("bob has no profile but got a name: %s", buf)
+	}
+}
