@@ -78,6 +78,7 @@ func TestEveryRouteHasAnAccessLevel(t *testing.T) {
 		"GET /v1/leaderboards/{id}/subscribe":                 "upgrade",
 		"GET /v1/leaderboards/{id}/stream":                    "upgrade",
 		"GET /v1/leaderboards/{id}/updates":                   "longpoll",
+		"GET /v1/leaderboards/{id}/connect":                   "read",
 		"GET /v1/leaderboards/{id}/final-rankings":            "read",
 		"GET /v1/leaderboards/{id}/participants/{pid}/events": "read",
 		"GET /v1/participants/{pid}/results":                  "read",

@@ -44,6 +44,9 @@ type Options struct {
 	// "GET /assets/...". These are not API routes: they stay out of Routes()
 	// (and docs/openapi.yaml); every other unknown path is still the JSON 404.
 	Page http.Handler
+	// Connect, when set, answers GET /v1/leaderboards/{id}/connect: the id
+	// and base WebSocket URL of the gateway a new viewer should use.
+	Connect func(ctx context.Context, board string) (gatewayID, url string, err error)
 	// Ready, when set, is asked by /readyz whether every backend is reachable.
 	Ready func(ctx context.Context) error
 	// Access is authentication, per-IP limits, the concurrency cap and CORS
@@ -140,6 +143,7 @@ func (a *API) register() {
 		{"GET", "/v1/leaderboards/{id}/subscribe", accessUpgrade, a.live(Live.ServeWebSocket)},
 		{"GET", "/v1/leaderboards/{id}/stream", accessUpgrade, a.live(Live.ServeSSE)},
 		{"GET", "/v1/leaderboards/{id}/updates", accessLongPoll, a.live(Live.ServeLongPoll)},
+		{"GET", "/v1/leaderboards/{id}/connect", accessRead, a.connect},
 		{"GET", "/v1/leaderboards/{id}/final-rankings", accessRead, a.finalRankings},
 		{"GET", "/v1/leaderboards/{id}/participants/{pid}/events", accessRead, a.participantEvents},
 		{"GET", "/v1/participants/{pid}/results", accessRead, a.participantResults},

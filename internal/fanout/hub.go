@@ -692,3 +692,26 @@ func (s *segment) catchUp(since uint64, lo, hi int64) []byte {
 	}
 	return listUpdateBody(since, s.version, &s.list, changes)
 }
+
+// Segments returns, per leaderboard, the keys of the segments that have
+// subscribers now ("t:100", "p:<participant>", "a:<radius>:<participant>"):
+// what this process's viewers watch, for the subscription registry.
+func (h *Hub) Segments() map[string][]string {
+	h.mu.Lock()
+	boards := make([]*boardHub, 0, len(h.boards))
+	for _, bh := range h.boards {
+		boards = append(boards, bh)
+	}
+	h.mu.Unlock()
+	out := map[string][]string{}
+	for _, bh := range boards {
+		bh.mu.Lock()
+		for key, seg := range bh.segments {
+			if len(seg.subs) > 0 {
+				out[bh.id] = append(out[bh.id], key)
+			}
+		}
+		bh.mu.Unlock()
+	}
+	return out
+}

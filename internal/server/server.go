@@ -77,8 +77,10 @@ type Config struct {
 	AllowedOrigins   string
 
 	// The ranking store (see openRankingStore in stores.go).
-	RedisURL    string
-	RedisPrefix string
+	RedisURL     string
+	RedisPrefix  string
+	AdvertiseURL string
+	RegistryTTL  time.Duration
 
 	// Durability (see openHistory in durable.go).
 	DataDir              string
@@ -137,6 +139,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rankings in Redis (redis://host:6379/0; a cluster: redis+cluster://host:port?addr=host2:port2) instead of this process's memory")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "lb:", "prefix of every Redis key (several deployments can share one Redis)")
+	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the base WebSocket URL other processes' router hands out for this server (default ws://<listen address>)")
+	fs.DurationVar(&c.RegistryTTL, "registry-ttl", 30*time.Second, "with --redis-url: a gateway's registry entry expires this long after its last heartbeat (heartbeats every third of it)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the server's files: the embedded database (leaderboards, audit log, snapshots, final rankings, profiles) and the auth secret; empty runs without persistence")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "", "history: keep it in PostgreSQL at this URL (postgres://...) instead of the embedded database")
 	fs.DurationVar(&c.HistoryFlushInterval, "history-flush-interval", 200*time.Millisecond, "history: group commit; the audit log is written at most this long after a change (a crash loses at most about this much)")
@@ -171,11 +175,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// fan-out hub, which reads windows back through the board service: the
 	// hub is created last and handed to the sink after.
 	sink := &sinks{log: hist.log}
-	st, closeStore, err := openRankingStore(ctx, cfg, hist.epoch, sink, log)
+	rdb, err := openRedis(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	if rdb != nil {
+		defer rdb.Close()
+	}
+	st, err := openRankingStore(ctx, cfg, rdb, hist.epoch, sink, log)
+	if err != nil {
+		return err
+	}
 	var hub *fanout.Hub
 	svc := board.New(st, board.Options{
 		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
@@ -192,6 +202,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		MaxConnections: cfg.MaxConnections, MaxSubscriptions: cfg.MaxSubscriptions, SendQueue: cfg.SendQueue,
 		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
 	})
+	rt, err := newRouter(rdb, cfg, hub, gw, log)
+	if err != nil {
+		return err
+	}
 	live, page := pageAndLive(cfg, gw)
 	acc, err := setupAccess(cfg)
 	if err != nil {
@@ -207,6 +221,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Page:              page,
 		Ready:             hist.ping,
 		Access:            acc.options,
+		Connect:           rt.Connect,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -236,11 +251,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		TLSConfig:         acc.tls,
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "epoch", st.Epoch())
+	advertise := cfg.AdvertiseURL
+	if advertise == "" {
+		advertise = map[string]string{"http": "ws", "https": "wss"}[scheme] + "://" + ln.Addr().String()
+	}
 	acc.announce(cfg, log, scheme+"://"+ln.Addr().String())
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go hub.Run(sweepCtx)
+	if err := rt.start(sweepCtx, advertise, cfg.MaxConnections); err != nil {
+		ln.Close()
+		return err
+	}
 	hist.run(sweepCtx, st)
 	go gw.Run(sweepCtx)
 	go func() {
@@ -280,6 +303,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	bots.Stop()
 	a.SetDraining()
+	rt.drain(context.Background())
 	gw.Shutdown() // live connections are hijacked: http.Server.Shutdown does not see them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -290,6 +314,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		return err
 	}
 	stopSweep()
+	rt.leave(shutdownCtx)
 	if err := hist.stop(shutdownCtx, st); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/url"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/lbhq/leaderboard/internal/store"
 	"github.com/lbhq/leaderboard/internal/store/memory"
 	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
@@ -15,21 +17,32 @@ import (
 // memory (the default), or Redis with --redis-url. The memory store takes
 // the epoch the history decided (see openHistory); Redis keeps its own,
 // shared by every process over it.
-func openRankingStore(ctx context.Context, cfg Config, epoch string, sink store.EventSink, log *slog.Logger) (store.Store, func(), error) {
-	if cfg.RedisURL == "" {
-		return memory.New(memory.Options{Epoch: epoch, Sink: sink}), func() {}, nil
-	}
-	client, err := redisstore.NewClient(cfg.RedisURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--redis-url: %w", err)
+func openRankingStore(ctx context.Context, cfg Config, client goredis.UniversalClient, epoch string, sink store.EventSink, log *slog.Logger) (store.Store, error) {
+	if client == nil {
+		return memory.New(memory.Options{Epoch: epoch, Sink: sink}), nil
 	}
 	st, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: cfg.RedisPrefix, Sink: sink})
 	if err != nil {
-		client.Close()
-		return nil, nil, fmt.Errorf("--redis-url: %w", err)
+		return nil, fmt.Errorf("--redis-url: %w", err)
 	}
 	log.Info("rankings in Redis", "url", redactURL(cfg.RedisURL), "prefix", cfg.RedisPrefix, "epoch", st.Epoch())
-	return st, func() { client.Close() }, nil
+	return st, nil
+}
+
+// openRedis connects to --redis-url, or returns nil without it.
+func openRedis(ctx context.Context, cfg Config) (goredis.UniversalClient, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	client, err := redisstore.NewClient(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("--redis-url %s: %w", redactURL(cfg.RedisURL), err)
+	}
+	return client, nil
 }
 
 // totals is the store's count of leaderboards and participants for

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/gateway"
+	"github.com/lbhq/leaderboard/internal/registry"
+)
+
+// router is the connection router (GET /v1/leaderboards/{id}/connect) and
+// this process's entry in the gateway registry. Without Redis there is no
+// registry: the router answers this process's own address. With Redis every
+// process registers itself as a gateway (its advertised URL, connection
+// count, the leaderboards its viewers watch, heartbeated with expiry) and the
+// router picks among all live ones: one that already serves the leaderboard,
+// else the least loaded.
+type router struct {
+	reg *registry.Registry // nil without Redis
+	hub *fanout.Hub
+	gw  *gateway.Gateway
+	log *slog.Logger
+
+	mu     sync.Mutex
+	self   registry.Gateway // this process, once it listens
+	member *registry.Member
+	synced map[string]map[string]bool // board -> segment keys registered
+}
+
+func newRouter(client goredis.UniversalClient, cfg Config, hub *fanout.Hub, gw *gateway.Gateway, log *slog.Logger) (*router, error) {
+	r := &router{hub: hub, gw: gw, log: log, synced: map[string]map[string]bool{}}
+	if client == nil {
+		return r, nil
+	}
+	r.reg = registry.New(client, registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL})
+	return r, nil
+}
+
+func gatewayID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "gw-" + hex.EncodeToString(b[:])
+}
+
+// start records this process's advertised base URL (ws://host:port) and,
+// with a registry, joins it and keeps its entry and segments current until
+// ctx ends.
+func (r *router) start(ctx context.Context, url string, maxConns int) error {
+	self := registry.Gateway{ID: gatewayID(), URL: url, MaxConnections: maxConns}
+	r.mu.Lock()
+	r.self = self
+	r.mu.Unlock()
+	if r.reg == nil {
+		return nil
+	}
+	m, err := r.reg.NewMember(self, func() int {
+		s := r.gw.Snapshot()
+		return int(s.WebSockets + s.SSE + s.LongPolls)
+	})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.member = m
+	r.mu.Unlock()
+	r.sync(ctx)
+	interval := r.reg.TTL() / 3
+	go m.Run(ctx, interval, func(err error) { r.log.Warn("gateway registry: heartbeat failed", "err", err) })
+	go func() {
+		t := time.NewTicker(min(interval, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.sync(ctx)
+			}
+		}
+	}()
+	return nil
+}
+
+// sync registers the segments this process's viewers watch and unregisters
+// those nobody watches any more. Polling the hub, rather than hooking every
+// subscribe, keeps Redis off the subscription path; a new segment is known
+// everywhere within a second.
+func (r *router) sync(ctx context.Context) {
+	now := r.hub.Segments()
+	for board, keys := range now {
+		for _, k := range keys {
+			if !r.synced[board][k] {
+				if err := r.member.Add(ctx, board, k); err != nil && ctx.Err() == nil {
+					r.log.Warn("gateway registry: registering a segment failed (the next heartbeat retries)", "leaderboard", board, "err", err)
+				}
+				if r.synced[board] == nil {
+					r.synced[board] = map[string]bool{}
+				}
+				r.synced[board][k] = true
+			}
+		}
+	}
+	for board, keys := range r.synced {
+		for k := range keys {
+			if !slices.Contains(now[board], k) {
+				_ = r.member.Remove(ctx, board, k) // on failure the pair expires after one TTL
+				delete(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			delete(r.synced, board)
+		}
+	}
+}
+
+// Connect answers the gateway a new viewer of board should use.
+func (r *router) Connect(ctx context.Context, board string) (id, url string, err error) {
+	r.mu.Lock()
+	self := r.self
+	r.mu.Unlock()
+	if r.reg == nil {
+		return self.ID, self.URL, nil
+	}
+	g, err := r.reg.Pick(ctx, board)
+	if err != nil {
+		return "", "", err
+	}
+	return g.ID, g.URL, nil
+}
+
+// drain marks this gateway as draining (the router sends nobody new here).
+func (r *router) drain(ctx context.Context) {
+	r.mu.Lock()
+	m := r.member
+	r.mu.Unlock()
+	if m != nil {
+		m.SetDraining(true)
+		_ = m.Heartbeat(ctx)
+	}
+}
+
+// leave removes this gateway from the registry at once.
+func (r *router) leave(ctx context.Context) {
+	r.mu.Lock()
+	m := r.member
+	r.mu.Unlock()
+	if m != nil {
+		_ = m.Leave(ctx)
+	}
+}
