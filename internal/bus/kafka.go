@@ -227,7 +227,10 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 	// unreachable for longer than the session timeout) takes its own last
 	// position back instead of the end.
 	var (
-		cl       *kgo.Client
+		cl *kgo.Client
+		// client is cl for franz-go's callbacks, which may run before
+		// NewClient has returned (the group starts joining inside it).
+		client   atomic.Pointer[kgo.Client]
 		startsMu sync.Mutex
 		starts   = map[int32]int64{} // resolved starts not committed yet
 		known    = map[int32]int64{} // this member's next offset per partition
@@ -236,8 +239,8 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 	// endsAtAssign reads the end offsets of newly assigned partitions before
 	// Assigned is called, so that a partition without a commit starts no
 	// later than the moment the handler learnt it owns it.
-	endsAtAssign := func(actx context.Context, ps []int32) {
-		ends, err := kadm.NewClient(cl).ListEndOffsets(actx, topic)
+	endsAtAssign := func(actx context.Context, acl *kgo.Client, ps []int32) {
+		ends, err := kadm.NewClient(acl).ListEndOffsets(actx, topic)
 		if err != nil {
 			log.Warn("kafka: end offsets at assignment", "err", err)
 			return
@@ -268,8 +271,12 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 			at, ok := atAssign[p]
 			if !ok {
 				if ends == nil {
+					acl := waitClient(actx, &client)
+					if acl == nil {
+						return nil, actx.Err()
+					}
 					var err error
-					if ends, err = kadm.NewClient(cl).ListEndOffsets(actx, topic); err != nil {
+					if ends, err = kadm.NewClient(acl).ListEndOffsets(actx, topic); err != nil {
 						return nil, err
 					}
 				}
@@ -319,9 +326,10 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(c.opts.CommitInterval),
-		kgo.OnPartitionsAssigned(func(actx context.Context, _ *kgo.Client, m map[string][]int32) {
+		kgo.OnPartitionsAssigned(func(actx context.Context, acl *kgo.Client, m map[string][]int32) {
+			client.CompareAndSwap(nil, acl)
 			if ps := m[topic]; len(ps) > 0 {
-				endsAtAssign(actx, ps)
+				endsAtAssign(actx, acl, ps)
 				h.Assigned(hctx, ps)
 			}
 		}),
@@ -353,6 +361,7 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 	if cl, err = kgo.NewClient(c.cfg.opts(o...)...); err != nil {
 		return err
 	}
+	client.CompareAndSwap(nil, cl)
 
 	var herr error
 	events := make([]Event, 0, c.opts.MaxPollRecords)
@@ -659,3 +668,18 @@ var (
 	_ EventProducer = (*Local)(nil)
 	_ FrameProducer = (*Local)(nil)
 )
+
+// waitClient returns the client once NewClient (or a callback that was
+// handed it) has published it; callbacks can run before NewClient returns.
+func waitClient(ctx context.Context, p *atomic.Pointer[kgo.Client]) *kgo.Client {
+	for {
+		if c := p.Load(); c != nil {
+			return c
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
