@@ -13,6 +13,8 @@ import (
 type Frame struct {
 	Type    string // snapshot, update, status, subscribed, resync, error, pong
 	Version uint64 // for SSE ids; 0 when not meaningful
+	// PrevVersion is the version an update applies to (updates only).
+	PrevVersion uint64
 	Prefix  []byte
 	Body    []byte
 }
@@ -23,7 +25,10 @@ func (f Frame) Len() int { return len(f.Prefix) + len(f.Body) }
 // AppendJSON appends the frame's JSON to b.
 func (f Frame) AppendJSON(b []byte) []byte { return append(append(b, f.Prefix...), f.Body...) }
 
-func prefix(typ, id string) []byte {
+// Prefix is the per-subscription start of a frame of type typ for
+// subscription id: every subscriber of a segment gets the same Body after
+// its own Prefix.
+func Prefix(typ, id string) []byte {
 	b := make([]byte, 0, 20+len(typ)+len(id))
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
@@ -137,8 +142,9 @@ func participantUpdateBody(prevVersion, version uint64, s *partState, prev *stor
 }
 
 // subscribedFrame is the whole confirmation message.
-func subscribedFrame(id, kind string, version uint64, epoch string) Frame {
-	b := prefix("subscribed", id)
+// SubscribedFrame is the acknowledgement of a subscription.
+func SubscribedFrame(id, kind string, version uint64, epoch string) Frame {
+	b := Prefix("subscribed", id)
 	b = append(b, `,"kind":"`...)
 	b = append(b, kind...)
 	b = append(b, `","version":`...)
@@ -162,7 +168,7 @@ func StatusFrame(status string, version uint64) Frame {
 
 // ResyncFrame tells a client that subscription id lost its backlog.
 func ResyncFrame(id, reason string) Frame {
-	b := prefix("resync", id)
+	b := Prefix("resync", id)
 	b = append(b, `,"reason":`...)
 	b = wire.String(b, reason)
 	b = append(b, '}')

@@ -233,7 +233,7 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		return nil, err
 	}
 	bh := h.boardHub(board)
-	key := spec.key()
+	key := spec.Key()
 	bh.mu.Lock()
 	seg := bh.segments[key]
 	bh.mu.Unlock()
@@ -256,7 +256,7 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 	}
 	sub := &Subscription{
 		ID: id, Board: board, Spec: spec, sink: sink, onDrop: onDrop, board: bh,
-		updatePrefix: prefix("update", id), snapPrefix: prefix("snapshot", id),
+		updatePrefix: Prefix("update", id), snapPrefix: Prefix("snapshot", id),
 	}
 	bh.mu.Lock()
 	seg = bh.segments[key] // may have been replaced by a concurrent unsubscribe + subscribe
@@ -266,7 +266,7 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 	}
 	sub.seg = seg
 	seg.subs[sub] = struct{}{}
-	first := []Frame{subscribedFrame(id, spec.Kind.String(), seg.version, h.opts.Epoch), h.initial(bh, seg, sub, since, epoch)}
+	first := []Frame{SubscribedFrame(id, spec.Kind.String(), seg.version, h.opts.Epoch), h.initial(bh, seg, sub, since, epoch)}
 	ok := sink.Send(first[0]) && sink.Send(first[1])
 	if !ok {
 		delete(seg.subs, sub)
@@ -312,7 +312,7 @@ func (h *Hub) initial(bh *boardHub, seg *segment, sub *Subscription, since *uint
 	if since != nil && epoch == h.opts.Epoch && *since <= seg.version {
 		if lo, hi, ok := bh.changedSince(*since); ok {
 			h.count(func(s *Stats) { s.CatchUps++ })
-			return Frame{Type: "update", Version: seg.version, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi)}
+			return Frame{Type: "update", Version: seg.version, PrevVersion: *since, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi)}
 		}
 	}
 	h.count(func(s *Stats) { s.Snapshots++ })
@@ -506,11 +506,12 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 		if nf == nil || nf.version <= seg.version || bh.segments[seg.key] != seg {
 			continue
 		}
+		prev := seg.version
 		body := seg.advance(nf)
 		if body == nil {
 			continue // the window did not change; it keeps its older version
 		}
-		f := Frame{Type: "update", Version: seg.version, Body: body}
+		f := Frame{Type: "update", Version: seg.version, PrevVersion: prev, Body: body}
 		n := 0
 		for sub := range seg.subs {
 			f.Prefix = sub.updatePrefix

@@ -3,6 +3,7 @@ package fanout
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Kind is what a subscription watches.
@@ -53,7 +54,10 @@ type Spec struct {
 	Radius        int    // Around
 }
 
-func (s Spec) key() string {
+// Key names the segment this spec describes: "t:<limit>", "p:<participant>"
+// or "a:<radius>:<participant>" (ParseSpecKey reads it back). Subscribers
+// with equal keys share a segment; the subscription registry stores keys.
+func (s Spec) Key() string {
 	switch s.Kind {
 	case Top:
 		return "t:" + strconv.Itoa(s.Limit)
@@ -81,4 +85,55 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("unknown kind")
 	}
 	return nil
+}
+
+// ParseSpecKey reads a segment key written by Spec.Key back into a spec,
+// and validates it.
+func ParseSpecKey(key string) (Spec, error) {
+	bad := fmt.Errorf("bad segment key %q", key)
+	kind, rest, ok := strings.Cut(key, ":")
+	if !ok || rest == "" {
+		return Spec{}, bad
+	}
+	var s Spec
+	switch kind {
+	case "t":
+		n, err := strconv.Atoi(rest)
+		if err != nil {
+			return Spec{}, bad
+		}
+		s = Spec{Kind: Top, Limit: n}
+	case "p":
+		s = Spec{Kind: Participant, ParticipantID: rest}
+	case "a":
+		r, pid, ok := strings.Cut(rest, ":")
+		n, err := strconv.Atoi(r)
+		if !ok || err != nil || pid == "" {
+			return Spec{}, bad
+		}
+		s = Spec{Kind: Around, Radius: n, ParticipantID: pid}
+	default:
+		return Spec{}, bad
+	}
+	if err := s.Validate(); err != nil {
+		return Spec{}, err
+	}
+	if s.ParticipantID != "" && !validParticipant(s.ParticipantID) {
+		return Spec{}, bad
+	}
+	return s, nil
+}
+
+// validParticipant: 1 to 128 characters of A-Z a-z 0-9 _ . : - (the API's ids).
+func validParticipant(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
