@@ -15,8 +15,8 @@ type Frame struct {
 	Version uint64 // for SSE ids; 0 when not meaningful
 	// PrevVersion is the version an update applies to (updates only).
 	PrevVersion uint64
-	Prefix  []byte
-	Body    []byte
+	Prefix      []byte
+	Body        []byte
 }
 
 // Len is the size of the frame's JSON.
