@@ -716,3 +716,23 @@ func (h *Hub) Segments() map[string][]string {
 	}
 	return out
 }
+
+// SegmentSnapshot returns the snapshot body (what follows a subscription's
+// Prefix("snapshot", id)) and version of a segment that has subscribers now:
+// what a fan-out in its own process stores for gateways to start new
+// viewers from. Bodies are cached per version, so this is cheap.
+func (h *Hub) SegmentSnapshot(board, key string) (version uint64, body []byte, ok bool) {
+	h.mu.Lock()
+	bh := h.boards[board]
+	h.mu.Unlock()
+	if bh == nil {
+		return 0, nil, false
+	}
+	bh.mu.Lock()
+	defer bh.mu.Unlock()
+	seg := bh.segments[key]
+	if seg == nil {
+		return 0, nil, false
+	}
+	return seg.version, seg.snapshot(h.opts.Epoch), true
+}
