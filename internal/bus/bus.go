@@ -93,6 +93,13 @@ type Event struct {
 	store.Event
 }
 
+// Frame kinds, as the fan-out and gateways of this service use them.
+const (
+	KindSnapshot uint8 = 1 // Payload: a segment's snapshot body at Version
+	KindUpdate   uint8 = 2 // Payload: a segment's update body from PrevVersion to Version
+	KindStatus   uint8 = 3 // Segment "": Payload is the whole status message of the leaderboard
+)
+
 // Frame is one encoded update for one segment of one leaderboard, as the
 // fan-out produces it for the gateways. The bus does not look inside Payload
 // or give Kind a meaning; Segment "" may name the whole leaderboard (a status
