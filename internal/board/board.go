@@ -101,7 +101,8 @@ type Options struct {
 	History history.Store
 	// Log is the history writer that the ranking store publishes to; the
 	// service asks it for room before a submission and flushes it before a
-	// final ranking is written. Required with History.
+	// final ranking is written. Nil when the audit log is written by another
+	// process (the history role, fed by the event bus).
 	Log *history.Writer
 }
 
@@ -429,7 +430,9 @@ func (s *Service) complete(ctx context.Context, id string) error {
 	if m.archived {
 		// The final ranking is durable and served from history: the live
 		// one leaves memory.
-		s.log.Forget(id)
+		if s.log != nil {
+			s.log.Forget(id)
+		}
 		_ = s.store.DropBoard(ctx, id)
 	}
 	return nil

@@ -82,7 +82,9 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 		} else if st, err := s.store.Stats(ctx, b.ID); err == nil {
 			// A ranking store that keeps its own state (Redis) already has
 			// the board: it is authoritative, and history only describes it.
-			s.log.Track(b.ID, st.Version, 0)
+			if s.log != nil {
+				s.log.Track(b.ID, st.Version, 0)
+			}
 			rs.Live++
 			rs.Participants += int(st.Total)
 		} else {
@@ -90,7 +92,9 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 			if err != nil {
 				return rs, err
 			}
-			s.log.Track(b.ID, rec.Version, rec.SnapVersion)
+			if s.log != nil {
+				s.log.Track(b.ID, rec.Version, rec.SnapVersion)
+			}
 			rs.Live++
 			rs.Participants += rec.Participants
 			rs.Replayed += rec.Replayed
@@ -115,8 +119,10 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 func (s *Service) archive(ctx context.Context, m *meta, stats store.Stats) error {
 	ctx, cancel := context.WithTimeout(ctx, finalizeTimeout)
 	defer cancel()
-	if err := s.log.Flush(ctx); err != nil {
-		return historyUnavailable(err)
+	if s.log != nil { // without a local writer (history in another process) the log catches up from the bus
+		if err := s.log.Flush(ctx); err != nil {
+			return historyUnavailable(err)
+		}
 	}
 	c := *m
 	c.completed, c.finalizedAt, c.finalVersion, c.finalTotal = true, s.now().UTC(), stats.Version, stats.Total

@@ -144,13 +144,16 @@ func (w *Writer) Forget(board string) {
 }
 
 // Run commits every flush interval and snapshots every snapshot interval
-// until ctx is done. Call Close after it returns to commit what is left.
+// (none when src is nil) until ctx is done. Call Close after it returns to commit what is left.
 func (w *Writer) Run(ctx context.Context, src Source) {
 	defer backgroundThread()()
 	commit := time.NewTicker(w.opts.FlushInterval)
 	defer commit.Stop()
 	snap := time.NewTicker(w.opts.SnapshotInterval)
 	defer snap.Stop()
+	if src == nil { // a ranking store that keeps its own state (Redis): no snapshots
+		snap.Stop()
+	}
 	snapping := make(chan struct{}, 1) // one snapshot round at a time, beside the commits
 	for {
 		select {

@@ -104,7 +104,9 @@ func (d *durable) stop(ctx context.Context, src history.Source) error {
 		return nil
 	}
 	<-d.done
-	d.log.SnapshotChanged(ctx, src)
+	if src != nil {
+		d.log.SnapshotChanged(ctx, src)
+	}
 	if err := d.log.Close(ctx); err != nil {
 		return fmt.Errorf("history: could not write the last changes before stopping: %w", err)
 	}

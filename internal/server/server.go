@@ -22,6 +22,7 @@ import (
 	"github.com/lbhq/leaderboard/internal/gateway"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
+	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
 	"github.com/lbhq/leaderboard/internal/web"
 )
 
@@ -77,6 +78,11 @@ type Config struct {
 	AllowedOrigins   string
 
 	// The ranking store (see openRankingStore in stores.go).
+	Roles            string
+	KafkaBrokers     string
+	KafkaTopicPrefix string
+	KafkaPartitions  int
+
 	RedisURL     string
 	RedisPrefix  string
 	AdvertiseURL string
@@ -137,6 +143,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
+	fs.StringVar(&c.Roles, "roles", "api,fanout,gateway,history", "with --kafka-brokers: the tiers this process runs (api: outbox relay; fanout; gateway; history: the audit log from the events topic)")
+	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "split the tiers over Kafka at these brokers (host:port,...); needs --redis-url")
+	fs.StringVar(&c.KafkaTopicPrefix, "kafka-topic-prefix", "", "prefix of the topics leaderboard.events and leaderboard.frames")
+	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", 16, "partitions of each topic when this process creates them")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rankings in Redis (redis://host:6379/0; a cluster: redis+cluster://host:port?addr=host2:port2) instead of this process's memory")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "lb:", "prefix of every Redis key (several deployments can share one Redis)")
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the base WebSocket URL other processes' router hands out for this server (default ws://<listen address>)")
@@ -174,7 +184,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// The store publishes every change to the history writer and to the
 	// fan-out hub, which reads windows back through the board service: the
 	// hub is created last and handed to the sink after.
-	sink := &sinks{log: hist.log}
 	rdb, err := openRedis(ctx, cfg)
 	if err != nil {
 		return err
@@ -182,6 +191,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if rdb != nil {
 		defer rdb.Close()
 	}
+	cl, err := openCluster(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cl.close()
+	// In one process the store's events feed the history writer directly;
+	// split over Kafka, the history role reads them from the events topic.
+	sink := &sinks{}
+	localLog := hist.log
+	if cl != nil {
+		localLog = nil
+	}
+	sink.log = localLog
 	st, err := openRankingStore(ctx, cfg, rdb, hist.epoch, sink, log)
 	if err != nil {
 		return err
@@ -189,8 +211,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	var hub *fanout.Hub
 	svc := board.New(st, board.Options{
 		SubmitRate: cfg.SubmitRate, SubmitBurst: cfg.SubmitBurst,
-		OnStatus: func(id string, status board.Status, version uint64) { hub.Status(id, string(status), version) },
-		History:  hist.store, Log: hist.log,
+		OnStatus: func(id string, status board.Status, version uint64) {
+			hub.Status(id, string(status), version)
+			if cl != nil {
+				cl.status(id, string(status), version)
+			}
+		},
+		History: hist.store, Log: localLog,
 	})
 	if err := hist.restore(ctx, svc); err != nil {
 		return err
@@ -264,7 +291,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		ln.Close()
 		return err
 	}
-	hist.run(sweepCtx, st)
+	hist.run(sweepCtx, snapshotSource(st))
+	if cl != nil {
+		var w *history.Writer
+		if cl.roles.history {
+			w = hist.log
+		}
+		cl.run(sweepCtx, cfg, st.(*redisstore.Store), w)
+	}
 	go gw.Run(sweepCtx)
 	go func() {
 		t := time.NewTicker(cfg.SweepInterval)
@@ -315,7 +349,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	stopSweep()
 	rt.leave(shutdownCtx)
-	if err := hist.stop(shutdownCtx, st); err != nil {
+	if err := hist.stop(shutdownCtx, snapshotSource(st)); err != nil {
 		return err
 	}
 	log.Info("stopped")

@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
 	"github.com/lbhq/leaderboard/internal/store/memory"
 	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
@@ -61,4 +62,13 @@ func redactURL(raw string) string {
 		return "(unparsable url)"
 	}
 	return u.Redacted()
+}
+
+// snapshotSource is what the history writer snapshots: the memory store
+// (whose state would be lost), not Redis (which keeps its own).
+func snapshotSource(st store.Store) history.Source {
+	if _, ok := st.(*redisstore.Store); ok {
+		return nil
+	}
+	return st
 }

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/lbhq/leaderboard/internal/bus"
+	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/history"
+	"github.com/lbhq/leaderboard/internal/relay"
+	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
+)
+
+// roles are the tiers one process runs (--roles). Every process serves the
+// whole HTTP API; the roles decide what runs behind it once the tiers are
+// split over Kafka (--kafka-brokers):
+//   - api: the outbox relay (Redis outboxes into the events topic) and
+//     status changes into the frames topic;
+//   - fanout: owns leaderboards through the events consumer group and
+//     produces their frames;
+//   - gateway: serves live viewers from the frames topic;
+//   - history: writes the audit log from the events topic.
+//
+// Without --kafka-brokers one process runs everything in-process, whatever
+// --roles says.
+type roles struct{ api, fanout, gateway, history bool }
+
+func parseRoles(s string) (roles, error) {
+	var r roles
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "api":
+			r.api = true
+		case "fanout":
+			r.fanout = true
+		case "gateway":
+			r.gateway = true
+		case "history":
+			r.history = true
+		case "":
+		default:
+			return r, fmt.Errorf("--roles: unknown role %q (api, fanout, gateway, history)", p)
+		}
+	}
+	if r == (roles{}) {
+		return r, errors.New("--roles: at least one of api, fanout, gateway, history")
+	}
+	return r, nil
+}
+
+// cluster is this process's part of the split deployment.
+type cluster struct {
+	roles  roles
+	kcfg   bus.KafkaConfig
+	log    *slog.Logger
+	events *bus.KafkaProducer
+	frames *bus.KafkaFrameProducer
+	relay  *relay.Relay
+}
+
+// openCluster connects to Kafka when --kafka-brokers is set (nil otherwise),
+// creating the topics if they do not exist.
+func openCluster(ctx context.Context, cfg Config, log *slog.Logger) (*cluster, error) {
+	if cfg.KafkaBrokers == "" {
+		return nil, nil
+	}
+	r, err := parseRoles(cfg.Roles)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RedisURL == "" {
+		return nil, errors.New("--kafka-brokers needs --redis-url: the tiers share the rankings in Redis")
+	}
+	c := &cluster{roles: r, log: log, kcfg: bus.KafkaConfig{Brokers: splitList(cfg.KafkaBrokers), TopicPrefix: cfg.KafkaTopicPrefix, Logger: log}}
+	if err := bus.EnsureTopics(ctx, c.kcfg, int32(cfg.KafkaPartitions), 1); err != nil {
+		return nil, fmt.Errorf("--kafka-brokers: %w", err)
+	}
+	if r.api {
+		if c.events, err = bus.NewKafkaProducer(c.kcfg, bus.ProducerOptions{}); err != nil {
+			return nil, fmt.Errorf("--kafka-brokers: %w", err)
+		}
+		if c.frames, err = bus.NewKafkaFrameProducer(c.kcfg, bus.FrameProducerOptions{}); err != nil {
+			c.close()
+			return nil, fmt.Errorf("--kafka-brokers: %w", err)
+		}
+	}
+	log.Info("split deployment", "roles", cfg.Roles, "kafka", c.kcfg.Brokers, "topic_prefix", cfg.KafkaTopicPrefix)
+	return c, nil
+}
+
+// status sends a leaderboard's status change to every gateway.
+func (c *cluster) status(board, status string, version uint64) {
+	if c.frames == nil {
+		return
+	}
+	f := fanout.StatusFrame(status, version).Body
+	c.frames.PublishFrame(bus.Frame{Board: board, Kind: bus.KindStatus, Version: version, Payload: f})
+}
+
+// run starts the roles' background work over the Redis store st; w is the
+// local history writer (nil when this process keeps no history).
+func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, w *history.Writer) {
+	if c.roles.api {
+		c.relay = relay.New(st, c.events, relay.Options{Client: st.Client(), CursorKey: cfg.RedisPrefix + "relay:cursors", Logger: c.log})
+		go c.relay.Run(ctx)
+	}
+	if c.roles.history && w != nil {
+		cons := bus.NewKafkaConsumer(c.kcfg, bus.ConsumerOptions{Group: "history", FromStart: true})
+		go func() {
+			if err := cons.Run(ctx, historyHandler(w)); err != nil && ctx.Err() == nil {
+				c.log.Error("history consumer stopped", "err", err)
+			}
+		}()
+	}
+}
+
+// historyHandler writes the events topic into the audit log: each polled
+// batch is committed to the history store before its offsets are, so a
+// crash repeats events (dropped by version) rather than losing them.
+func historyHandler(w *history.Writer) bus.EventHandler {
+	dedup := bus.NewDedup()
+	return bus.HandlerFuncs{OnEvents: func(ctx context.Context, _ int32, evs []bus.Event) error {
+		for i := range evs {
+			if dedup.Check(&evs[i]) == bus.Duplicate {
+				continue
+			}
+			w.Publish(evs[i].Event)
+		}
+		return w.Flush(ctx)
+	}}
+}
+
+func (c *cluster) close() {
+	if c == nil {
+		return
+	}
+	if c.events != nil {
+		c.events.Close()
+	}
+	if c.frames != nil {
+		c.frames.Close()
+	}
+}
