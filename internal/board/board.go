@@ -104,6 +104,10 @@ type Options struct {
 	// final ranking is written. Nil when the audit log is written by another
 	// process (the history role, fed by the event bus).
 	Log *history.Writer
+	// Shared says the history store is shared with other API processes (a
+	// split deployment over PostgreSQL): leaderboards created or changed
+	// elsewhere are loaded from it at every sweep and on an unknown id.
+	Shared bool
 }
 
 // Service manages leaderboards over a ranking store.
@@ -115,6 +119,10 @@ type Service struct {
 
 	hs  history.Store
 	log *history.Writer
+
+	shared      bool
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
 
 	// admin serialises metadata changes (create, patch, complete) so that
 	// their durable write happens outside mu, which every submission reads.
@@ -136,6 +144,7 @@ func New(st store.Store, opts Options) *Service {
 		boards:   make(map[string]*meta),
 		hs:       opts.History,
 		log:      opts.Log,
+		shared:   opts.Shared && opts.History != nil,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -238,6 +247,9 @@ func (s *Service) lookup(id string) (meta, error) {
 	}
 	s.mu.RUnlock()
 	if !ok {
+		if s.shared && s.refresh(context.Background(), false) {
+			return s.lookup(id)
+		}
 		return meta{}, errBoardNotFound(id)
 	}
 	return c, nil
@@ -441,6 +453,9 @@ func (s *Service) complete(ctx context.Context, id string) error {
 // Sweep completes the leaderboards whose ends_at has passed and drops rate
 // limit buckets that are full again. Run it every second or so.
 func (s *Service) Sweep(ctx context.Context) {
+	if s.shared {
+		s.refresh(ctx, true)
+	}
 	now := s.now()
 	var due, changed []string
 	s.mu.RLock()

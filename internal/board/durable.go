@@ -433,3 +433,48 @@ func (s *Service) Events(ctx context.Context, id, participant string, offset, li
 	}
 	return es, nil
 }
+
+// refreshEvery bounds how often an unknown id makes a shared service re-read
+// the leaderboards, so that a stream of bad ids cannot hammer the database.
+const refreshEvery = time.Second
+
+// refresh loads, from a shared history store, the leaderboards this process
+// does not know and the changes other processes made to those it knows (the
+// history store is written synchronously on every change, so it is never
+// behind). It reports whether a leaderboard was added. Unless force, it does
+// nothing within refreshEvery of the previous refresh.
+func (s *Service) refresh(ctx context.Context, force bool) bool {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	now := time.Now()
+	if !force && now.Sub(s.lastRefresh) < refreshEvery {
+		return false
+	}
+	s.lastRefresh = now
+	boards, err := s.hs.Boards(ctx)
+	if err != nil {
+		return false
+	}
+	added := false
+	at := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range boards {
+		b := &boards[i]
+		m, ok := s.boards[b.ID]
+		switch {
+		case !ok:
+			m = metaOf(b)
+			m.notified = m.status(at)
+			s.boards[b.ID] = m
+			added = true
+		case !m.completed:
+			m.name, m.endsAt, m.paused, m.startsAt = b.Name, b.EndsAt, b.Paused, b.StartsAt
+			if b.Completed {
+				m.completed, m.archived = true, true
+				m.finalizedAt, m.finalVersion, m.finalTotal = b.FinalizedAt, b.FinalVersion, b.FinalTotal
+			}
+		}
+	}
+	return added
+}

@@ -57,3 +57,39 @@ func TestFullAuditQueueRefusesChanges(t *testing.T) {
 		t.Fatalf("after the commit: %+v, %v", res, err)
 	}
 }
+
+// TestSharedHistoryRefresh: two services (two API processes) over one
+// history store and one ranking store: a leaderboard created on one is found
+// by the other, and a pause made on one reaches the other at its next sweep.
+func TestSharedHistoryRefresh(t *testing.T) {
+	ctx := context.Background()
+	hs, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	st := memory.New(memory.Options{}) // stands for the shared Redis
+	a := board.New(st, board.Options{History: hs, Shared: true})
+	b := board.New(st, board.Options{History: hs, Shared: true})
+	if _, err := a.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Get(ctx, "x")
+	if err != nil || lb.Name != "X" || lb.Status != board.Active {
+		t.Fatalf("the other process: %+v, %v", lb, err)
+	}
+	paused := board.Paused
+	if _, err := a.Update(ctx, "x", board.Patch{Status: &paused}); err != nil {
+		t.Fatal(err)
+	}
+	b.Sweep(ctx)
+	if lb, _ := b.Get(ctx, "x"); lb.Status != board.Paused {
+		t.Fatalf("after a sweep the other process sees %s, want paused", lb.Status)
+	}
+	if _, err := b.Submit(ctx, "x", board.ScoreInput{ParticipantID: "p", Score: 1}); err == nil {
+		t.Fatal("submission accepted on a board paused by the other process")
+	}
+	if _, err := b.Get(ctx, "never"); err == nil {
+		t.Fatal("unknown board found")
+	}
+}

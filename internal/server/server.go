@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 				cl.status(id, string(status), version)
 			}
 		},
-		History: hist.store, Log: localLog,
+		History: hist.store, Log: localLog, Shared: cl != nil,
 	})
 	if err := hist.restore(ctx, svc); err != nil {
 		return err
