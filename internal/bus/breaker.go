@@ -26,6 +26,9 @@ type BreakerOptions struct {
 	Probes uint32
 	// OnStateChange is told every transition ("closed", "open", "half-open").
 	OnStateChange func(name, from, to string)
+	// Healthy, when set, says which errors are the backend answering
+	// normally (not found, already exists, ...): they count as successes.
+	Healthy func(error) bool
 }
 
 // Breaker is a circuit breaker around calls to one backend (Kafka, Redis,
@@ -56,6 +59,9 @@ func NewBreaker(o BreakerOptions) *Breaker {
 		Timeout:     o.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= o.Failures },
 		IsExcluded:  func(err error) bool { return errors.Is(err, context.Canceled) },
+	}
+	if o.Healthy != nil {
+		st.IsSuccessful = func(err error) bool { return err == nil || o.Healthy(err) }
 	}
 	if o.OnStateChange != nil {
 		st.OnStateChange = func(name string, from, to gobreaker.State) { o.OnStateChange(name, from.String(), to.String()) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lbhq/leaderboard/internal/board"
+	"github.com/lbhq/leaderboard/internal/guard"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/history/postgres"
 	"github.com/lbhq/leaderboard/internal/history/sqlite"
@@ -136,7 +137,7 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (history.St
 	if err != nil {
 		return nil, fmt.Errorf("--postgres-url: %w", err)
 	}
-	return s, nil
+	return guard.History(s, newBreaker("postgresql", guard.HistoryHealthy, log)), nil
 }
 
 // maintainInterval is how often PostgreSQL's audit-log partitions are made

@@ -79,7 +79,7 @@ func openCluster(ctx context.Context, cfg Config, log *slog.Logger) (*cluster, e
 		return nil, fmt.Errorf("--kafka-brokers: %w", err)
 	}
 	if r.api {
-		if c.events, err = bus.NewKafkaProducer(c.kcfg, bus.ProducerOptions{}); err != nil {
+		if c.events, err = bus.NewKafkaProducer(c.kcfg, bus.ProducerOptions{Breaker: newBreaker("kafka", nil, log)}); err != nil {
 			return nil, fmt.Errorf("--kafka-brokers: %w", err)
 		}
 		if c.frames, err = bus.NewKafkaFrameProducer(c.kcfg, bus.FrameProducerOptions{}); err != nil {

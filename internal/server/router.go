@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -40,7 +41,9 @@ func newRouter(client goredis.UniversalClient, cfg Config, hub *fanout.Hub, gw *
 	if client == nil {
 		return r, nil
 	}
-	r.reg = registry.New(client, registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL})
+	r.reg = registry.New(client, registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL, Breaker: newBreaker("redis-registry", func(err error) bool {
+		return errors.Is(err, registry.ErrNoGateway) || errors.Is(err, registry.ErrBadID)
+	}, log)})
 	return r, nil
 }
 

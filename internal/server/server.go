@@ -22,7 +22,6 @@ import (
 	"github.com/lbhq/leaderboard/internal/gateway"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
-	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
 	"github.com/lbhq/leaderboard/internal/web"
 )
 
@@ -204,7 +203,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		localLog = nil
 	}
 	sink.log = localLog
-	st, err := openRankingStore(ctx, cfg, rdb, hist.epoch, sink, log)
+	st, redisSt, err := openRankingStore(ctx, cfg, rdb, hist.epoch, sink, log)
 	if err != nil {
 		return err
 	}
@@ -297,7 +296,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		if cl.roles.history {
 			w = hist.log
 		}
-		cl.run(sweepCtx, cfg, st.(*redisstore.Store), w)
+		cl.run(sweepCtx, cfg, redisSt, w)
 	}
 	go gw.Run(sweepCtx)
 	go func() {

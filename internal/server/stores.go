@@ -8,6 +8,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/lbhq/leaderboard/internal/bus"
+	"github.com/lbhq/leaderboard/internal/guard"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
 	"github.com/lbhq/leaderboard/internal/store/memory"
@@ -18,16 +20,27 @@ import (
 // memory (the default), or Redis with --redis-url. The memory store takes
 // the epoch the history decided (see openHistory); Redis keeps its own,
 // shared by every process over it.
-func openRankingStore(ctx context.Context, cfg Config, client goredis.UniversalClient, epoch string, sink store.EventSink, log *slog.Logger) (store.Store, error) {
+//
+// With Redis it also returns the store itself (the outbox relay reads it),
+// while the service uses it behind a circuit breaker.
+func openRankingStore(ctx context.Context, cfg Config, client goredis.UniversalClient, epoch string, sink store.EventSink, log *slog.Logger) (store.Store, *redisstore.Store, error) {
 	if client == nil {
-		return memory.New(memory.Options{Epoch: epoch, Sink: sink}), nil
+		return memory.New(memory.Options{Epoch: epoch, Sink: sink}), nil, nil
 	}
 	st, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: cfg.RedisPrefix, Sink: sink})
 	if err != nil {
-		return nil, fmt.Errorf("--redis-url: %w", err)
+		return nil, nil, fmt.Errorf("--redis-url: %w", err)
 	}
 	log.Info("rankings in Redis", "url", redactURL(cfg.RedisURL), "prefix", cfg.RedisPrefix, "epoch", st.Epoch())
-	return st, nil
+	return guard.Store(st, newBreaker("redis", guard.StoreHealthy, log)), st, nil
+}
+
+// newBreaker is the circuit breaker around one backend: open after 5
+// failures in a row, a probe after 5 s; transitions are logged.
+func newBreaker(name string, healthy func(error) bool, log *slog.Logger) *bus.Breaker {
+	return bus.NewBreaker(bus.BreakerOptions{Name: name, Healthy: healthy, OnStateChange: func(name, from, to string) {
+		log.Warn("circuit breaker", "backend", name, "from", from, "to", to)
+	}})
 }
 
 // openRedis connects to --redis-url, or returns nil without it.
@@ -67,8 +80,8 @@ func redactURL(raw string) string {
 // snapshotSource is what the history writer snapshots: the memory store
 // (whose state would be lost), not Redis (which keeps its own).
 func snapshotSource(st store.Store) history.Source {
-	if _, ok := st.(*redisstore.Store); ok {
-		return nil
+	if _, ok := st.(*memory.Store); ok {
+		return st
 	}
-	return st
+	return nil
 }
