@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -245,6 +246,11 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 			writeJSONBytes(w, http.StatusOK, *body)
 			return nil
 		}
+		if errors.Is(err, board.ErrQueued) {
+			*body = appendQueued((*body)[:0], id, in.ParticipantID, &res)
+			writeJSONBytes(w, http.StatusAccepted, *body)
+			return nil
+		}
 	}
 	a.metrics.rejected.Inc()
 	return err
@@ -276,7 +282,8 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	results, errs, err := a.svc.SubmitBatch(r.Context(), id, ins, decodeErrs)
-	if err != nil {
+	queued := errors.Is(err, board.ErrQueued)
+	if err != nil && !queued {
 		a.metrics.rejected.Add(float64(len(ins)))
 		return err
 	}
@@ -294,13 +301,35 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 			b = wire.Error(b, e.Code, e.Message)
 			continue
 		}
+		if queued {
+			b = appendQueued(b, id, ins[i].ParticipantID, &results[i])
+			continue
+		}
 		a.metrics.countResult(&results[i])
 		b = appendResult(b, id, ins[i].ParticipantID, &results[i])
 	}
 	b = append(b, "]}"...)
 	*body = b // the grown buffer goes back to the pool
-	writeJSONBytes(w, http.StatusOK, b)
+	status := http.StatusOK
+	if queued {
+		status = http.StatusAccepted
+	}
+	writeJSONBytes(w, status, b)
 	return nil
+}
+
+// appendQueued is the answer for a submission queued while the ranking store
+// is unreachable: accepted, applied in order when it returns; no rank yet.
+func appendQueued(b []byte, board, participant string, r *store.Result) []byte {
+	b = append(b, `{"leaderboard_id":`...)
+	b = wire.ID(b, board)
+	b = append(b, `,"participant_id":`...)
+	b = wire.ID(b, participant)
+	b = append(b, `,"score":`...)
+	b = wire.Uint(b, r.Score)
+	b = append(b, `,"achieved_at":`...)
+	b = wire.Int(b, r.AchievedAt)
+	return append(b, `,"queued":true}`...)
 }
 
 // etag names the state a read saw; versions compare only within an epoch,
@@ -422,6 +451,17 @@ func (a *API) writeVersioned(w http.ResponseWriter, r *http.Request, version uin
 func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int) error {
 	version, err := a.svc.Version(r.Context(), id)
 	if err != nil {
+		var be *board.Error
+		if errors.As(err, &be) && be.Code == board.CodeUnavailable {
+			if body := a.top.latest(id, limit); body != nil {
+				// The ranking store is unreachable: the last state this
+				// server saw, marked stale, beats an error page.
+				w.Header().Set("X-Leaderboard-Stale", "true")
+				w.Header().Set("Warning", `110 - "Response is Stale"`)
+				writeJSONBytes(w, http.StatusOK, body)
+				return nil
+			}
+		}
 		return err
 	}
 	epoch := a.svc.Epoch()

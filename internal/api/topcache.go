@@ -51,3 +51,15 @@ func (c *topCache) put(board string, limit int, version uint64, body []byte) {
 	}
 	c.entries[k] = &topEntry{version: version, body: body}
 }
+
+// latest returns the last body stored for a top-N read, whatever its version:
+// what a read serves, marked stale, while the ranking store is unreachable.
+func (c *topCache) latest(board string, limit int) []byte {
+	c.mu.RLock()
+	e := c.entries[topKey{board, limit}]
+	c.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	return e.body
+}

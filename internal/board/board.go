@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -108,6 +110,12 @@ type Options struct {
 	// split deployment over PostgreSQL): leaderboards created or changed
 	// elsewhere are loaded from it at every sweep and on an unknown id.
 	Shared bool
+	// WriteQueue, when above zero, queues up to that many submissions while
+	// the ranking store is unreachable (Submit returns ErrQueued) and applies
+	// them in order when it returns (RunWriteQueue); past it, 503.
+	WriteQueue int
+	// Logger receives what the service cannot report to a caller.
+	Logger *slog.Logger
 }
 
 // Service manages leaderboards over a ranking store.
@@ -119,6 +127,9 @@ type Service struct {
 
 	hs  history.Store
 	log *history.Writer
+
+	wq     *writeQueue
+	logger *slog.Logger
 
 	shared      bool
 	refreshMu   sync.Mutex
@@ -145,6 +156,13 @@ func New(st store.Store, opts Options) *Service {
 		hs:       opts.History,
 		log:      opts.Log,
 		shared:   opts.Shared && opts.History != nil,
+		logger:   opts.Logger,
+	}
+	if opts.WriteQueue > 0 {
+		s.wq = &writeQueue{max: opts.WriteQueue, wake: make(chan struct{}, 1)}
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -566,4 +584,8 @@ func ValidateID(field, s string) error {
 		return invalid(field + " must be 1 to 128 characters of A-Z a-z 0-9 _ . : -")
 	}
 	return nil
+}
+
+func (s *Service) log0(msg, board string, err error) {
+	s.logger.Warn(msg, "leaderboard", board, "err", err)
 }

@@ -2,6 +2,7 @@ package board
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -80,7 +81,10 @@ func (s *Service) Submit(ctx context.Context, board string, in ScoreInput) (stor
 		return store.Result{}, err
 	}
 	var res [1]store.Result
-	if err := s.store.Submit(ctx, board, []store.Submission{sub}, res[:]); err != nil {
+	if err := s.apply(ctx, board, []store.Submission{sub}, res[:]); err != nil {
+		if errors.Is(err, ErrQueued) {
+			return store.Result{Score: sub.Score, AchievedAt: sub.AchievedAt}, err
+		}
 		return store.Result{}, s.storeError(err, board, "")
 	}
 	return res[0], nil
@@ -122,7 +126,13 @@ func (s *Service) SubmitBatch(ctx context.Context, board string, ins []ScoreInpu
 	}
 	if len(subs) > 0 {
 		applied := make([]store.Result, len(subs))
-		if err := s.store.Submit(ctx, board, subs, applied); err != nil {
+		if err := s.apply(ctx, board, subs, applied); err != nil {
+			if errors.Is(err, ErrQueued) {
+				for k, i := range index {
+					results[i] = store.Result{Score: subs[k].Score, AchievedAt: subs[k].AchievedAt}
+				}
+				return results, errs, err
+			}
 			return nil, nil, s.storeError(err, board, "")
 		}
 		for k, i := range index {

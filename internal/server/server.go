@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lbhq/leaderboard/internal/api"
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/demo"
@@ -82,6 +84,8 @@ type Config struct {
 	KafkaTopicPrefix string
 	KafkaPartitions  int
 
+	WriteQueue int
+
 	RedisURL     string
 	RedisPrefix  string
 	AdvertiseURL string
@@ -146,6 +150,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "split the tiers over Kafka at these brokers (host:port,...); needs --redis-url")
 	fs.StringVar(&c.KafkaTopicPrefix, "kafka-topic-prefix", "", "prefix of the topics leaderboard.events and leaderboard.frames")
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", 16, "partitions of each topic when this process creates them")
+	fs.IntVar(&c.WriteQueue, "write-queue", 10000, "with --redis-url: submissions queued while Redis is unreachable (answered 202 and applied in order when it returns); past it 503")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rankings in Redis (redis://host:6379/0; a cluster: redis+cluster://host:port?addr=host2:port2) instead of this process's memory")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "lb:", "prefix of every Redis key (several deployments can share one Redis)")
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the base WebSocket URL other processes' router hands out for this server (default ws://<listen address>)")
@@ -217,6 +222,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 			}
 		},
 		History: hist.store, Log: localLog, Shared: cl != nil,
+		WriteQueue: writeQueue(cfg), Logger: log,
 	})
 	if err := hist.restore(ctx, svc); err != nil {
 		return err
@@ -243,11 +249,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Logger:            log,
 		Totals:            totals(st),
 		Live:              live,
-		Collectors:        append(liveCollectors(hub, gw), historyCollectors(hist)...),
-		Page:              page,
-		Ready:             hist.ping,
-		Access:            acc.options,
-		Connect:           rt.Connect,
+		Collectors: append(append(liveCollectors(hub, gw), historyCollectors(hist)...),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leaderboard_write_queue", Help: "Submissions waiting for an unreachable ranking store (--write-queue)."},
+				func() float64 { return float64(svc.QueuedWrites()) })),
+		Page:    page,
+		Ready:   hist.ping,
+		Access:  acc.options,
+		Connect: rt.Connect,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -286,6 +294,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go hub.Run(sweepCtx)
+	go svc.RunWriteQueue(sweepCtx, 100*time.Millisecond)
 	if err := rt.start(sweepCtx, advertise, cfg.MaxConnections); err != nil {
 		ln.Close()
 		return err

@@ -85,3 +85,12 @@ func snapshotSource(st store.Store) history.Source {
 	}
 	return nil
 }
+
+// writeQueue is the write queue's bound: only a ranking store that can be
+// unreachable (Redis) needs one.
+func writeQueue(cfg Config) int {
+	if cfg.RedisURL == "" {
+		return 0
+	}
+	return cfg.WriteQueue
+}

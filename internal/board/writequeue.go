@@ -1,0 +1,138 @@
+package board
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lbhq/leaderboard/internal/store"
+)
+
+// ErrQueued is returned by Submit and SubmitBatch when the ranking store was
+// unreachable and the submissions were queued, to be applied in order when it
+// returns (the API answers 202 Accepted). See Options.WriteQueue.
+var ErrQueued = errors.New("queued: the ranking store is unreachable; the submission will be applied when it returns")
+
+// writeQueue holds submissions that met an unreachable ranking store. While
+// it holds anything, new submissions queue behind them, so that every
+// leaderboard's submissions are applied in the order they were accepted.
+type writeQueue struct {
+	max   int
+	mu    sync.Mutex
+	items []queuedWrite
+	wake  chan struct{}
+}
+
+type queuedWrite struct {
+	board string
+	subs  []store.Submission
+}
+
+func (q *writeQueue) enabled() bool { return q != nil && q.max > 0 }
+
+// busy reports whether submissions are waiting (new ones must wait behind).
+func (q *writeQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) > 0
+}
+
+// push queues subs, or refuses with 503 when the queue is full.
+func (q *writeQueue) push(board string, subs []store.Submission) error {
+	q.mu.Lock()
+	n := 0
+	for _, it := range q.items {
+		n += len(it.subs)
+	}
+	if n+len(subs) > q.max {
+		q.mu.Unlock()
+		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("the ranking store is unreachable and %d submissions already wait for it; retry later", n), RetryAfter: time.Second}
+	}
+	q.items = append(q.items, queuedWrite{board: board, subs: subs})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return ErrQueued
+}
+
+// backendFailure reports whether err is the ranking store failing (rather
+// than answering: not found, sealed, out of range).
+func backendFailure(err error) bool {
+	return err != nil && !errors.Is(err, store.ErrBoardNotFound) && !errors.Is(err, store.ErrBoardSealed) &&
+		!errors.Is(err, store.ErrParticipantNotFound) && !errors.Is(err, store.ErrOutOfRange) && !errors.Is(err, store.ErrBoardExists) &&
+		!errors.Is(err, context.Canceled)
+}
+
+// apply submits through the store, or queues when the queue is in use or
+// the store fails.
+func (s *Service) apply(ctx context.Context, board string, subs []store.Submission, results []store.Result) error {
+	if s.wq.enabled() && s.wq.busy() {
+		return s.wq.push(board, subs)
+	}
+	err := s.store.Submit(ctx, board, subs, results)
+	if s.wq.enabled() && backendFailure(err) {
+		return s.wq.push(board, subs)
+	}
+	return err
+}
+
+// QueuedWrites returns the number of submissions waiting for the store.
+func (s *Service) QueuedWrites() int {
+	if !s.wq.enabled() {
+		return 0
+	}
+	s.wq.mu.Lock()
+	defer s.wq.mu.Unlock()
+	n := 0
+	for _, it := range s.wq.items {
+		n += len(it.subs)
+	}
+	return n
+}
+
+// RunWriteQueue applies queued submissions in order while the store answers,
+// retrying every interval while it does not, until ctx ends.
+func (s *Service) RunWriteQueue(ctx context.Context, interval time.Duration) {
+	if !s.wq.enabled() {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wq.wake:
+			continue // queued just now: the store just failed, wait for the tick
+		}
+		s.drain(ctx)
+	}
+}
+
+func (s *Service) drain(ctx context.Context) {
+	for {
+		s.wq.mu.Lock()
+		if len(s.wq.items) == 0 {
+			s.wq.mu.Unlock()
+			return
+		}
+		it := s.wq.items[0]
+		s.wq.mu.Unlock()
+		results := make([]store.Result, len(it.subs))
+		err := s.store.Submit(ctx, it.board, it.subs, results)
+		if backendFailure(err) {
+			return // still down: retry at the next tick, in the same order
+		}
+		if err != nil {
+			s.log0("a queued submission could not be applied", it.board, err)
+		}
+		s.wq.mu.Lock()
+		s.wq.items = s.wq.items[1:]
+		s.wq.mu.Unlock()
+	}
+}

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
+)
+
+// ownRedis starts a redis-server of the test's own on a free loopback port
+// (so that freezing it disturbs no other test), and returns its URL and
+// process.
+func ownRedis(t *testing.T) (string, *os.Process) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+			t.Fatal("redis-server is not installed")
+		}
+		t.Skip("redis-server is not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	c, _ := redisstore.NewClient(url)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return url, cmd.Process
+}
+
+// TestRedisOutage: Redis stops answering for a few seconds under a steady
+// submission load (its process is frozen with SIGSTOP). Submissions are
+// acknowledged 200 while it answers and 202 (queued) while it does not;
+// top-N reads are served from the last state, marked stale; when Redis
+// returns the queue is applied in order. Afterwards every acknowledged or
+// queued submission is in the ranking, and each submitter's participants
+// were applied in the order they were sent.
+func TestRedisOutage(t *testing.T) {
+	url, proc := ownRedis(t)
+	cfg := testConfig(t)
+	// Short timeouts and no retries (go-redis options in the URL), so that a
+	// frozen Redis is an error within half a second rather than after retries.
+	cfg.SubmitRate, cfg.RedisURL, cfg.RedisPrefix = 0, url+"?read_timeout=300ms&write_timeout=300ms&max_retries=0", "lb:"
+	addr, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	base := "http://" + addr
+	if st := jsonCall(t, "POST", base+"/v1/leaderboards", `{"leaderboard_id":"o","name":"O"}`, nil); st != 201 {
+		t.Fatal(st)
+	}
+	jsonCall(t, "POST", base+"/v1/leaderboards/o/scores", `{"participant_id":"seed","score":1}`, nil)
+	readAll(t, base, "o")
+	jsonCall(t, "GET", base+"/v1/leaderboards/o/rankings?limit=10", "", nil) // fills the top-10 cache
+
+	type sent struct {
+		pid    string
+		score  uint64
+		status int
+	}
+	var (
+		mu      sync.Mutex
+		acks    [4][]sent
+		wg      sync.WaitGroup
+		stop    = make(chan struct{})
+		client  = &http.Client{Timeout: 30 * time.Second}
+		ok, acc int
+	)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pid, score := fmt.Sprintf("g%d-%05d", g, i), uint64(i*7+g)
+				res, err := client.Post(base+"/v1/leaderboards/o/scores", "application/json", strings.NewReader(fmt.Sprintf(`{"participant_id":%q,"score":%d}`, pid, score)))
+				if err != nil {
+					t.Errorf("submit: %v", err)
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != 200 && res.StatusCode != 202 {
+					continue // 503 past the queue bound: not acknowledged
+				}
+				mu.Lock()
+				acks[g] = append(acks[g], sent{pid, score, res.StatusCode})
+				if res.StatusCode == 200 {
+					ok++
+				} else {
+					acc++
+				}
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// While Redis is frozen, a top-N read is the last state, marked stale.
+	staleSeen := false
+	deadline := time.Now().Add(15 * time.Second)
+	for !staleSeen && time.Now().Before(deadline) {
+		res, err := client.Get(base + "/v1/leaderboards/o/rankings?limit=10")
+		if err == nil {
+			staleSeen = res.StatusCode == 200 && res.Header.Get("X-Leaderboard-Stale") == "true"
+			res.Body.Close()
+		}
+		if !staleSeen {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	proc.Signal(syscall.SIGCONT)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if !staleSeen {
+		t.Fatal("no stale top-N read while Redis was frozen")
+	}
+	if acc == 0 {
+		t.Fatalf("no submission was queued during the outage (%d acknowledged)", ok)
+	}
+
+	// The queue drains; then every acknowledged or queued submission is there.
+	var got rankingsBody
+	deadline = time.Now().Add(30 * time.Second)
+	want := 1 + ok + acc
+	for {
+		// 503 until the breaker closes again (it probes every 5 s).
+		var total rankingsBody
+		if jsonCall(t, "GET", base+"/v1/leaderboards/o/rankings?limit=1", "", &total) == 200 && int(total.Total) == want {
+			got = readAll(t, base, "o")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ranked after the outage, want %d", total.Total, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if res, err := http.Get(base + "/metrics"); err == nil {
+		b := make([]byte, 1<<20)
+		n, _ := io.ReadFull(res.Body, b)
+		res.Body.Close()
+		for _, line := range strings.Split(string(b[:n]), "\n") {
+			if strings.HasPrefix(line, "leaderboard_write_queue") {
+				t.Log(line)
+			}
+		}
+	}
+	t.Logf("ranked %d, want %d", len(got.Entries), want)
+	present := map[string]uint64{}
+	for _, e := range got.Entries {
+		present[e.ParticipantID] = e.Score
+	}
+	for g := range acks {
+		for _, s := range acks[g] {
+			if sc, ok := present[s.pid]; !ok || sc != s.score {
+				t.Fatalf("%s (answered %d) missing after the outage: %v %v", s.pid, s.status, sc, ok)
+			}
+		}
+	}
+	if len(got.Entries) != want {
+		t.Fatalf("%d participants ranked, %d acknowledged or queued", len(got.Entries), want)
+	}
+	// Order: each submitter's participants got increasing versions (read back
+	// from the leaderboard's outbox, the store's own log of changes).
+	c, _ := redisstore.NewClient(url)
+	defer c.Close()
+	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, Prefix: "lb:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ReadOutbox(context.Background(), "o", "", 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := map[string]uint64{}
+	for _, e := range evs {
+		version[e.ParticipantID] = e.Version
+	}
+	for g := range acks {
+		for i := 1; i < len(acks[g]); i++ {
+			if version[acks[g][i].pid] <= version[acks[g][i-1].pid] {
+				t.Fatalf("%s applied before %s, sent after it", acks[g][i].pid, acks[g][i-1].pid)
+			}
+		}
+	}
+	t.Logf("%d acknowledged, %d queued during the outage", ok, acc)
+}
