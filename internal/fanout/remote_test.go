@@ -257,7 +257,7 @@ func TestRemoteSnapshotUpdatesAndRegistry(t *testing.T) {
 	f.r.HandleFrame(upd("b1", "t:10", 5, 7))
 	f.r.HandleFrame(upd("b1", "t:10", 6, 7)) // stale
 	f.r.HandleFrame(upd("b1", "t:10", 7, 9))
-	f.r.HandleFrame(upd("b1", "t:10", 7, 9)) // duplicate
+	f.r.HandleFrame(upd("b1", "t:10", 7, 9))  // duplicate
 	f.r.HandleFrame(upd("b1", "t:99", 9, 10)) // a segment nobody here watches
 	f.r.HandleFrame(upd("other", "t:10", 9, 10))
 	want := []step{{"subscribed", 0, 5}, {"snapshot", 0, 5}, {"update", 5, 7}, {"update", 7, 9}}
