@@ -44,9 +44,25 @@ type Options struct {
 // connection with 1009.
 const MaxMessageBytes = 4096
 
+// Hub is what the gateway needs from the fan-out: *fanout.Hub (fan-out in
+// this process) and *fanout.Remote (frames from fan-out nodes over the bus)
+// implement it.
+type Hub interface {
+	// Subscribe sends sink `subscribed` and then a snapshot or the resume's
+	// catch-up, and from then on the subscription's updates; onDrop is
+	// called, outside the hub's locks, when sink refused a frame.
+	Subscribe(ctx context.Context, board, id string, spec fanout.Spec, since *uint64, epoch string, sink fanout.Sink, onDrop func(*fanout.Subscription)) (*fanout.Subscription, error)
+	// Unsubscribe ends a subscription; calling it twice, or after a drop, is safe.
+	Unsubscribe(sub *fanout.Subscription)
+	// Exists returns fanout.ErrNotFound for a leaderboard that does not exist.
+	Exists(ctx context.Context, board string) error
+}
+
+var _ Hub = (*fanout.Hub)(nil)
+
 // Gateway serves live updates.
 type Gateway struct {
-	hub      *fanout.Hub
+	hub      Hub
 	opts     Options
 	log      *slog.Logger
 	upgrader *gws.Upgrader
@@ -70,7 +86,7 @@ type counters struct {
 }
 
 // New returns a gateway over hub.
-func New(hub *fanout.Hub, opts Options) *Gateway {
+func New(hub Hub, opts Options) *Gateway {
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = 25 * time.Second
 	}
