@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"strings"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/lbhq/leaderboard/internal/bus"
 	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/history"
+	"github.com/lbhq/leaderboard/internal/registry"
 	"github.com/lbhq/leaderboard/internal/relay"
+	"github.com/lbhq/leaderboard/internal/segsnap"
 	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
 )
 
@@ -143,4 +147,19 @@ func (c *cluster) close() {
 	if c.frames != nil {
 		c.frames.Close()
 	}
+}
+
+// remote is the gateway role's hub: a fanout.Remote fed by the frames topic.
+func (c *cluster) remote(ctx context.Context, rdb goredis.UniversalClient, cfg Config, epoch string, member *registry.Member,
+	exists func(context.Context, string) error) (*fanout.Remote, func(), error) {
+	r := fanout.NewRemote(fanout.RemoteOptions{
+		Exists: exists, Snapshots: segsnap.New(rdb, cfg.RedisPrefix), Member: member,
+		Epoch: epoch, History: cfg.History, Logger: c.log,
+	})
+	fc, err := bus.NewKafkaFrameConsumer(ctx, c.kcfg, r.HandleFrame, bus.FrameConsumerOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--kafka-brokers: frames: %w", err)
+	}
+	r.SetFrames(fc)
+	return r, fc.Close, nil
 }

@@ -12,7 +12,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/gateway"
 	"github.com/lbhq/leaderboard/internal/registry"
 )
@@ -26,9 +25,11 @@ import (
 // else the least loaded.
 type router struct {
 	reg *registry.Registry // nil without Redis
-	hub *fanout.Hub
-	gw  *gateway.Gateway
+	gw  *gateway.Gateway   // set once made, before start
 	log *slog.Logger
+	// segments, when set, are synced into the registry every second (the
+	// in-process hub's); a fanout.Remote registers its own instead.
+	segments func() map[string][]string
 
 	mu     sync.Mutex
 	self   registry.Gateway // this process, once it listens
@@ -36,15 +37,15 @@ type router struct {
 	synced map[string]map[string]bool // board -> segment keys registered
 }
 
-func newRouter(client goredis.UniversalClient, cfg Config, hub *fanout.Hub, gw *gateway.Gateway, log *slog.Logger) (*router, error) {
-	r := &router{hub: hub, gw: gw, log: log, synced: map[string]map[string]bool{}}
+func newRouter(client goredis.UniversalClient, cfg Config, log *slog.Logger) *router {
+	r := &router{log: log, synced: map[string]map[string]bool{}}
 	if client == nil {
-		return r, nil
+		return r
 	}
 	r.reg = registry.New(client, registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL, Breaker: newBreaker("redis-registry", func(err error) bool {
 		return errors.Is(err, registry.ErrNoGateway) || errors.Is(err, registry.ErrBadID)
 	}, log)})
-	return r, nil
+	return r
 }
 
 func gatewayID() string {
@@ -53,30 +54,46 @@ func gatewayID() string {
 	return "gw-" + hex.EncodeToString(b[:])
 }
 
-// start records this process's advertised base URL (ws://host:port) and,
-// with a registry, joins it and keeps its entry and segments current until
-// ctx ends.
-func (r *router) start(ctx context.Context, url string, maxConns int) error {
+// join records this process's advertised base URL (ws://host:port) and,
+// with a registry, makes its member (nil without one).
+func (r *router) join(url string, maxConns int) (*registry.Member, error) {
 	self := registry.Gateway{ID: gatewayID(), URL: url, MaxConnections: maxConns}
 	r.mu.Lock()
 	r.self = self
 	r.mu.Unlock()
 	if r.reg == nil {
-		return nil
+		return nil, nil
 	}
 	m, err := r.reg.NewMember(self, func() int {
+		if r.gw == nil {
+			return 0
+		}
 		s := r.gw.Snapshot()
 		return int(s.WebSockets + s.SSE + s.LongPolls)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.mu.Lock()
 	r.member = m
 	r.mu.Unlock()
-	r.sync(ctx)
+	return m, nil
+}
+
+// start keeps this process's registry entry (and, with segments, the
+// segments its viewers watch) current until ctx ends.
+func (r *router) start(ctx context.Context) {
+	if r.member == nil {
+		return
+	}
 	interval := r.reg.TTL() / 3
-	go m.Run(ctx, interval, func(err error) { r.log.Warn("gateway registry: heartbeat failed", "err", err) })
+	if r.segments != nil {
+		r.sync(ctx)
+	}
+	go r.member.Run(ctx, interval, func(err error) { r.log.Warn("gateway registry: heartbeat failed", "err", err) })
+	if r.segments == nil {
+		return
+	}
 	go func() {
 		t := time.NewTicker(min(interval, time.Second))
 		defer t.Stop()
@@ -89,7 +106,6 @@ func (r *router) start(ctx context.Context, url string, maxConns int) error {
 			}
 		}
 	}()
-	return nil
 }
 
 // sync registers the segments this process's viewers watch and unregisters
@@ -97,7 +113,7 @@ func (r *router) start(ctx context.Context, url string, maxConns int) error {
 // subscribe, keeps Redis off the subscription path; a new segment is known
 // everywhere within a second.
 func (r *router) sync(ctx context.Context) {
-	now := r.hub.Segments()
+	now := r.segments()
 	for board, keys := range now {
 		for _, k := range keys {
 			if !r.synced[board][k] {

@@ -229,20 +229,53 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}
 	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: log})
 	sink.hub = hub
-	gw := gateway.New(hub, gateway.Options{
-		PingInterval: cfg.PingInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
-		MaxConnections: cfg.MaxConnections, MaxSubscriptions: cfg.MaxSubscriptions, SendQueue: cfg.SendQueue,
-		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
-	})
-	rt, err := newRouter(rdb, cfg, hub, gw, log)
-	if err != nil {
-		return err
-	}
-	live, page := pageAndLive(cfg, gw)
 	acc, err := setupAccess(cfg)
 	if err != nil {
 		return err
 	}
+	// Listen before the gateway exists: its registry entry advertises the
+	// address (port 0 picks one).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close() // after Serve it is closed already; this covers the returns before
+	scheme := "http"
+	if acc.tls != nil {
+		scheme = "https"
+	}
+	advertise := cfg.AdvertiseURL
+	if advertise == "" {
+		advertise = map[string]string{"http": "ws", "https": "wss"}[scheme] + "://" + ln.Addr().String()
+	}
+	rt := newRouter(rdb, cfg, log)
+	member, err := rt.join(advertise, cfg.MaxConnections)
+	if err != nil {
+		return err
+	}
+	// The live routes: the in-process hub, or, split over Kafka with the
+	// gateway role, frames from the fan-out nodes.
+	var liveHub gateway.Hub = hub
+	if cl != nil && cl.roles.gateway {
+		remote, closeFrames, err := cl.remote(ctx, rdb, cfg, st.Epoch(), member, func(ctx context.Context, board string) error {
+			_, err := svc.Reader().Stats(ctx, board)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer closeFrames()
+		liveHub = remote
+	} else {
+		rt.segments = hub.Segments // the hub's segments go to the registry
+	}
+	gw := gateway.New(liveHub, gateway.Options{
+		PingInterval: cfg.PingInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
+		MaxConnections: cfg.MaxConnections, MaxSubscriptions: cfg.MaxSubscriptions, SendQueue: cfg.SendQueue,
+		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
+	})
+	rt.gw = gw
+	live, page := pageAndLive(cfg, gw)
 	a := api.New(svc, api.Options{
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes,
@@ -257,14 +290,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Access:  acc.options,
 		Connect: rt.Connect,
 	})
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	scheme := "http"
-	if acc.tls != nil {
-		scheme = "https"
-	}
 	bots, err := startDemo(cfg, svc, log)
 	if err != nil {
 		ln.Close()
@@ -285,20 +310,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		TLSConfig:         acc.tls,
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "epoch", st.Epoch())
-	advertise := cfg.AdvertiseURL
-	if advertise == "" {
-		advertise = map[string]string{"http": "ws", "https": "wss"}[scheme] + "://" + ln.Addr().String()
-	}
 	acc.announce(cfg, log, scheme+"://"+ln.Addr().String())
 
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go hub.Run(sweepCtx)
 	go svc.RunWriteQueue(sweepCtx, 100*time.Millisecond)
-	if err := rt.start(sweepCtx, advertise, cfg.MaxConnections); err != nil {
-		ln.Close()
-		return err
-	}
+	rt.start(sweepCtx)
 	hist.run(sweepCtx, snapshotSource(st))
 	if cl != nil {
 		var w *history.Writer
