@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -152,11 +153,15 @@ func (e *env) relay(ctx context.Context, prod bus.EventProducer) {
 }
 
 func (e *env) node(events bus.EventConsumer, frames bus.FrameProducer, partitions int) *fanoutnode.Node {
+	return e.nodeQueue(events, frames, partitions, 0)
+}
+
+func (e *env) nodeQueue(events bus.EventConsumer, frames bus.FrameProducer, partitions, queue int) *fanoutnode.Node {
 	e.t.Helper()
 	n, err := fanoutnode.New(fanoutnode.Options{
 		Source: e.st, Events: events, Frames: frames, Registry: e.reg, Snapshots: e.snaps,
 		Partitions: partitions, Epoch: e.st.Epoch(), FlushInterval: 20 * time.Millisecond,
-		RegistryPoll: 50 * time.Millisecond,
+		RegistryPoll: 50 * time.Millisecond, Queue: queue,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -531,6 +536,43 @@ func TestSegmentRemoved(t *testing.T) {
 	if s := n.Stats(); s.Segments != 1 {
 		t.Fatalf("%d segments, want 1", s.Segments)
 	}
+}
+
+// A queue too small for one flush's frames never blocks the hub: a refused
+// frame remakes its segment, whose frames restart with a snapshot, and every
+// window still ends equal to the store with no broken chain.
+func TestQueueOverflowRemakes(t *testing.T) {
+	e := newEnv(t)
+	board := "delta"
+	e.createBoard(board, 30)
+	segs := []string{"t:3", "t:5", "t:10", "t:20"}
+	e.gateway("gw1", []string{board}, segs...)
+
+	local := bus.NewLocal(bus.LocalOptions{Partitions: 4})
+	defer local.Close()
+	v := newView(t)
+	fc := local.NewFrameConsumer(v.add)
+	defer fc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := fc.Watch(ctx, board); err != nil {
+		t.Fatal(err)
+	}
+	e.relay(ctx, local.Producer())
+	n := e.nodeQueue(local.NewConsumer(bus.FanoutGroup), local.FrameProducer(), 4, 1)
+	start(t, n)
+	for _, s := range segs {
+		v.waitVersion(board, s, 1)
+	}
+	e.submitRandom([]string{board}, 2, 80)
+	last := e.final([]string{board})[board]
+	for _, s := range segs {
+		w := v.waitVersion(board, s, last)
+		limit, _ := strconv.Atoi(s[2:])
+		e.sameAsStore(w, board, limit)
+	}
+	v.check()
+	t.Logf("node %+v", n.Stats()) // Overflows and Resubscribe are usually > 0 here
 }
 
 // origin records which node produced each frame, per board, in the order

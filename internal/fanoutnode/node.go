@@ -559,6 +559,9 @@ type item struct {
 
 // Send implements fanout.Sink. The hub calls it under its lock: it never blocks.
 func (vs *vsub) Send(f fanout.Frame) bool {
+	if f.Type == "subscribed" {
+		return true // nothing to produce; it must not take a queue slot
+	}
 	select {
 	case vs.n.q <- item{vs: vs, f: f}:
 		return true
@@ -639,7 +642,7 @@ func (n *Node) process(ctx context.Context, it item) {
 	case "resync":
 		vs.markStale()
 	}
-	// "subscribed" and anything else: nothing to produce.
+	// Anything else: nothing to produce.
 }
 
 func (n *Node) alive(vs *vsub) bool {
