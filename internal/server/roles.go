@@ -11,10 +11,12 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/bus"
 	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/fanoutnode"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/registry"
 	"github.com/lbhq/leaderboard/internal/relay"
 	"github.com/lbhq/leaderboard/internal/segsnap"
+	"github.com/lbhq/leaderboard/internal/store"
 	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
 )
 
@@ -104,12 +106,40 @@ func (c *cluster) status(board, status string, version uint64) {
 	c.frames.PublishFrame(bus.Frame{Board: board, Kind: bus.KindStatus, Version: version, Payload: f})
 }
 
-// run starts the roles' background work over the Redis store st; w is the
-// local history writer (nil when this process keeps no history).
-func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, w *history.Writer) {
+// run starts the roles' background work over the Redis store st (src is the
+// same behind its circuit breaker); w is the local history writer (nil when
+// this process keeps no history).
+func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, src store.Store, w *history.Writer) error {
 	if c.roles.api {
 		c.relay = relay.New(st, c.events, relay.Options{Client: st.Client(), CursorKey: cfg.RedisPrefix + "relay:cursors", Logger: c.log})
 		go c.relay.Run(ctx)
+	}
+	if c.roles.fanout {
+		frames := c.frames
+		if frames == nil {
+			var err error
+			if c.frames, err = bus.NewKafkaFrameProducer(c.kcfg, bus.FrameProducerOptions{}); err != nil {
+				return fmt.Errorf("--kafka-brokers: frames: %w", err)
+			}
+			frames = c.frames
+		}
+		node, err := fanoutnode.New(fanoutnode.Options{
+			Source:     src,
+			Events:     bus.NewKafkaConsumer(c.kcfg, bus.ConsumerOptions{Group: bus.FanoutGroup}),
+			Frames:     frames,
+			Registry:   registry.New(st.Client(), registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL}),
+			Snapshots:  segsnap.New(st.Client(), cfg.RedisPrefix),
+			Partitions: cfg.KafkaPartitions,
+			Epoch:      st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: c.log,
+		})
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := node.Run(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("fan-out node stopped", "err", err)
+			}
+		}()
 	}
 	if c.roles.history && w != nil {
 		cons := bus.NewKafkaConsumer(c.kcfg, bus.ConsumerOptions{Group: "history", FromStart: true})
@@ -119,6 +149,7 @@ func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, w *
 			}
 		}()
 	}
+	return nil
 }
 
 // historyHandler writes the events topic into the audit log: each polled

@@ -149,7 +149,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Roles, "roles", "api,fanout,gateway,history", "with --kafka-brokers: the tiers this process runs (api: outbox relay; fanout; gateway; history: the audit log from the events topic)")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "split the tiers over Kafka at these brokers (host:port,...); needs --redis-url")
 	fs.StringVar(&c.KafkaTopicPrefix, "kafka-topic-prefix", "", "prefix of the topics leaderboard.events and leaderboard.frames")
-	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", 16, "partitions of each topic when this process creates them")
+	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", 16, "partitions of each topic when this process creates them (must equal the existing topics' count)")
 	fs.IntVar(&c.WriteQueue, "write-queue", 10000, "with --redis-url: submissions queued while Redis is unreachable (answered 202 and applied in order when it returns); past it 503")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rankings in Redis (redis://host:6379/0; a cluster: redis+cluster://host:port?addr=host2:port2) instead of this process's memory")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "lb:", "prefix of every Redis key (several deployments can share one Redis)")
@@ -323,7 +323,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		if cl.roles.history {
 			w = hist.log
 		}
-		cl.run(sweepCtx, cfg, redisSt, w)
+		if err := cl.run(sweepCtx, cfg, redisSt, st, w); err != nil {
+			return err
+		}
 	}
 	go gw.Run(sweepCtx)
 	go func() {
