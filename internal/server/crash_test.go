@@ -72,6 +72,12 @@ func startChild(t *testing.T, dataDir string) *child {
 	t.Helper()
 	cmd := exec.Command(leaderboardBinary(t), "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--auth", "off",
 		"--submit-rate", "0", "--ip-rate", "0", "--history-flush-interval", crashFlush.String(), "--snapshot-interval", "300ms")
+	return runChild(t, cmd)
+}
+
+// runChild starts cmd (a `leaderboard serve`) and waits until it listens.
+func runChild(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
