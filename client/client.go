@@ -40,6 +40,7 @@ type config struct {
 	readTimeout  time.Duration
 	forceTrans   string
 	subscription string
+	router       bool
 }
 
 func defaultConfig() config {
@@ -128,6 +129,16 @@ func WithReadTimeout(d time.Duration) Option {
 			c.readTimeout = d
 		}
 	}
+}
+
+// WithRouter makes watchers ask the service's connection router
+// (GET /v1/leaderboards/{id}/connect) which gateway to open their WebSocket
+// on, before every connection: a deployment with several gateways sends a
+// viewer to one already serving the leaderboard, and a viewer whose gateway
+// went away to a live one. If the router cannot answer, or the gateway it
+// names cannot be reached, the watcher uses the client's own base URL.
+func WithRouter() Option {
+	return func(c *config) { c.router = true }
 }
 
 // WithTransport forces a watcher to use one transport (TransportWebSocket,

@@ -62,6 +62,23 @@ func (w *Watcher) wsURL() string {
 	return u
 }
 
+// routed asks the connection router for the WebSocket URL to use (only with
+// WithRouter).
+func (w *Watcher) routed(ctx context.Context) (string, bool) {
+	if !w.cfg.router {
+		return "", false
+	}
+	var out struct {
+		URL string `json:"url"`
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := w.c.doCfg(rctx, &w.cfg, http.MethodGet, w.c.path("v1", "leaderboards", w.board, "connect"), nil, &out); err != nil || out.URL == "" {
+		return "", false
+	}
+	return out.URL, true
+}
+
 // runWebSocket runs one WebSocket connection until it ends.
 func (w *Watcher) runWebSocket(ctx context.Context) sessionResult {
 	header := http.Header{}
@@ -71,7 +88,18 @@ func (w *Watcher) runWebSocket(ctx context.Context) sessionResult {
 	if t, ok := w.cfg.http.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
 		tlsConf = t.TLSClientConfig
 	}
-	conn, resp, body, err := dialWebSocket(ctx, w.wsURL(), header, tlsConf, h)
+	var (
+		conn *gws.Conn
+		resp *http.Response
+		body []byte
+		err  error
+	)
+	if routed, ok := w.routed(ctx); ok {
+		conn, resp, body, err = dialWebSocket(ctx, routed, header, tlsConf, h)
+	}
+	if conn == nil { // no router, or its gateway could not be reached: the base URL
+		conn, resp, body, err = dialWebSocket(ctx, w.wsURL(), header, tlsConf, h)
+	}
 	if err != nil {
 		if resp != nil {
 			e := parseAPIError(resp.StatusCode, resp.Header, body)
