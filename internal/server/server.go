@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 				cl.status(id, string(status), version)
 			}
 		},
-		History: hist.store, Log: localLog, Shared: cl != nil,
+		History: hist.store, Log: localLog, Shared: cfg.RedisURL != "", // processes over one Redis share their boards
 		WriteQueue: writeQueue(cfg), Logger: log,
 	})
 	if err := hist.restore(ctx, svc); err != nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/lbhq/leaderboard/internal/server"
 )
@@ -141,7 +142,10 @@ func testConfig() server.Config {
 func startServer(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
 	// The page only reads; the tests submit without tokens from one address.
-	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0
+	cfg.Auth, cfg.IPRate, cfg.UpgradeRate = "off", 0, 0
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{cancel: cancel, done: make(chan error, 1)}
 	addrc := make(chan string, 1)
@@ -725,4 +729,74 @@ func TestBrowserDemo(t *testing.T) {
 		return len(v) == 2 && v[0] != first && v[1] != "0", fmt.Sprint(v)
 	})
 	screenshot(t, ctx, "demo")
+}
+
+// TestBrowserUsesTheRouter: opened with ?router=1 on one server, the page
+// opens its WebSocket on the gateway the connection router names (another
+// server over the same Redis, already serving the leaderboard).
+func TestBrowserUsesTheRouter(t *testing.T) {
+	tab := newTab(t)
+	addr := os.Getenv("LEADERBOARD_TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		if inCI() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	prefix := fmt.Sprintf("lbweb%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		for _, k := range keys {
+			rdb.Del(context.Background(), k)
+		}
+	})
+	cfg := testConfig()
+	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = "redis://"+addr+"/0", prefix, 3*time.Second
+	cfg.DataDir = t.TempDir() // one history for both: the page on B must know the board
+	a, b := startServer(t, cfg), startServer(t, cfg)
+	createBoard(t, a, "routed")
+	seed(t, a, "routed", 20)
+	res, err := http.Get(a.base + "/v1/leaderboards/routed/stream?kind=top&limit=10") // A serves the board
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	want := "ws://" + a.addr + "/v1/leaderboards/routed/subscribe"
+	ctx := withTimeout(t, tab, 40*time.Second)
+	waitFor(t, ctx, 15*time.Second, "the router to prefer A", func() (bool, string) {
+		for range 20 {
+			var out struct{ URL string }
+			if call(t, "GET", b.base+"/v1/leaderboards/routed/connect", nil, &out) != 200 || out.URL != want {
+				return false, out.URL
+			}
+		}
+		return true, ""
+	})
+	open(t, ctx, b.base+"/?board=routed&router=1")
+	waitState(t, ctx, "websocket", 5*time.Second)
+	waitTop(t, ctx, a, "routed", 20, 5*time.Second)
+	if got := wsCount(t, a); got != "1" {
+		t.Fatalf("WebSockets on the routed gateway A: %s, want 1 (on B: %s)", got, wsCount(t, b))
+	}
+}
+
+func wsCount(t *testing.T, s *testServer) string {
+	t.Helper()
+	res, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "leaderboard_live_websocket_connections "); ok {
+			return v
+		}
+	}
+	return "?"
 }

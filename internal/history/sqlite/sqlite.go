@@ -355,8 +355,11 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []history.Event) error
 	return nil
 }
 
+// insertEventsSQL skips an event whose (leaderboard, version) is already
+// logged: a redelivered event (several processes over one Redis, or a bus
+// redelivery) is written once.
 func insertEventsSQL(n int) string {
-	b := []byte(`INSERT INTO score_events (leaderboard_id, participant_id, removed, old_score, new_score, old_rank, new_rank, version, achieved_at, created_at) VALUES `)
+	b := []byte(`INSERT OR IGNORE INTO score_events (leaderboard_id, participant_id, removed, old_score, new_score, old_rank, new_rank, version, achieved_at, created_at) VALUES `)
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b = append(b, ',')

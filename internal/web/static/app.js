@@ -284,9 +284,25 @@ class Connection {
 
   // ---- WebSocket ----
 
+  // openWebSocket connects on this server, or, with ?router=1 in the page's address, on the
+  // gateway the connection router names (GET .../connect); if that one cannot be opened, the
+  // next attempt is on this server again.
   openWebSocket(gen) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${scheme}//${location.host}${boardPath(this.board)}/subscribe`);
+    const own = `${scheme}//${location.host}${boardPath(this.board)}/subscribe`;
+    if (params.get("router") !== "1" || this.routedFailed) {
+      this.routedFailed = false;
+      this.dialWebSocket(gen, own, false);
+      return;
+    }
+    fetch(`${boardPath(this.board)}/connect`)
+      .then((r) => (r.ok ? r.json() : null))
+      .then((j) => { if (gen === this.gen) this.dialWebSocket(gen, j && j.url ? j.url : own, !!(j && j.url)); })
+      .catch(() => { if (gen === this.gen) this.dialWebSocket(gen, own, false); });
+  }
+
+  dialWebSocket(gen, url, routed) {
+    const ws = new WebSocket(url);
     let opened = false;
     let last = Date.now();
     const beat = setInterval(() => {
@@ -313,7 +329,10 @@ class Connection {
       try { m = JSON.parse(ev.data); } catch { return; }
       this.onMessage(m, null);
     };
-    ws.onclose = () => this.down(gen, !opened);
+    ws.onclose = () => {
+      if (routed && !opened) this.routedFailed = true;
+      this.down(gen, !opened);
+    };
   }
 
   // subscribeWS (re)subscribes sub under a new id, so that anything still in flight for the old
