@@ -47,6 +47,11 @@ type Options struct {
 	// Connect, when set, answers GET /v1/leaderboards/{id}/connect: the id
 	// and base WebSocket URL of the gateway a new viewer should use.
 	Connect func(ctx context.Context, board string) (gatewayID, url string, err error)
+	// StaleReads keeps the last body of every ranking and participant read,
+	// to answer the same read, marked stale (X-Leaderboard-Stale: true),
+	// while the ranking store is unreachable (a remote store: Redis). Top-N
+	// reads always are, from their cache.
+	StaleReads bool
 	// Ready, when set, is asked by /readyz whether every backend is reachable.
 	Ready func(ctx context.Context) error
 	// Access is authentication, per-IP limits, the concurrency cap and CORS
@@ -72,6 +77,7 @@ type API struct {
 	draining atomic.Bool
 	routes   []string
 	top      topCache
+	stale    staleCache
 	guard    *guard
 	access   []RouteAccess
 }

@@ -427,6 +427,9 @@ func (a *API) rankings(w http.ResponseWriter, r *http.Request) error {
 		page, err = a.svc.Rankings(r.Context(), id, rq.offset, rq.limit)
 	}
 	if err != nil {
+		if a.opts.StaleReads && writeStale(w, err, a.stale.get(r)) {
+			return nil
+		}
 		return err
 	}
 	a.writeVersioned(w, r, page.Version, func(b []byte, epoch string) []byte { return appendPage(b, id, epoch, &page) })
@@ -442,6 +445,9 @@ func (a *API) writeVersioned(w http.ResponseWriter, r *http.Request, version uin
 	}
 	b := getBuf()
 	*b = encode((*b)[:0], epoch)
+	if a.opts.StaleReads {
+		a.stale.put(r, *b)
+	}
 	writeJSONBytes(w, http.StatusOK, *b)
 	putBuf(b)
 }
@@ -451,16 +457,10 @@ func (a *API) writeVersioned(w http.ResponseWriter, r *http.Request, version uin
 func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int) error {
 	version, err := a.svc.Version(r.Context(), id)
 	if err != nil {
-		var be *board.Error
-		if errors.As(err, &be) && be.Code == board.CodeUnavailable {
-			if body := a.top.latest(id, limit); body != nil {
-				// The ranking store is unreachable: the last state this
-				// server saw, marked stale, beats an error page.
-				w.Header().Set("X-Leaderboard-Stale", "true")
-				w.Header().Set("Warning", `110 - "Response is Stale"`)
-				writeJSONBytes(w, http.StatusOK, body)
-				return nil
-			}
+		// The ranking store is unreachable: the last state this server saw,
+		// marked stale, beats an error page.
+		if writeStale(w, err, a.top.latest(id, limit)) {
+			return nil
 		}
 		return err
 	}
@@ -500,6 +500,9 @@ func (a *API) participant(w http.ResponseWriter, r *http.Request) error {
 	}
 	v, err := a.svc.Participant(r.Context(), id, pid, neighbors)
 	if err != nil {
+		if a.opts.StaleReads && writeStale(w, err, a.stale.get(r)) {
+			return nil
+		}
 		return err
 	}
 	a.writeVersioned(w, r, v.Version, func(b []byte, epoch string) []byte { return appendParticipant(b, id, epoch, &v) })

@@ -285,10 +285,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Collectors: append(append(liveCollectors(hub, gw), historyCollectors(hist)...),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leaderboard_write_queue", Help: "Submissions waiting for an unreachable ranking store (--write-queue)."},
 				func() float64 { return float64(svc.QueuedWrites()) })),
-		Page:    page,
-		Ready:   hist.ping,
-		Access:  acc.options,
-		Connect: rt.Connect,
+		Page:       page,
+		Ready:      hist.ping,
+		Access:     acc.options,
+		Connect:    rt.Connect,
+		StaleReads: cfg.RedisURL != "",
 	})
 	bots, err := startDemo(cfg, svc, log)
 	if err != nil {
