@@ -20,7 +20,7 @@ func capacityMain(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.Updates, "updates", 10_000, "score submissions per second over all leaderboards")
 	fs.Float64Var(&c.WindowsPerSec, "windows-per-sec", 10, "flush windows per second (1 / --flush-interval)")
 	fs.Float64Var(&c.ChangedShare, "changed-share", 1, "share of windows in which a viewer's window changes (1: every window, the worst case)")
-	fs.Float64Var(&c.Segments, "segments", 20_000, "distinct windows watched anywhere (top-N per N in use per board, tracked participants, around windows)")
+	fs.Float64Var(&c.Segments, "segments", 2_000, "distinct windows watched anywhere and changing every window (top-N per N in use per busy board, tracked participants, around windows)")
 	fs.Float64Var(&c.FrameBytes, "frame-bytes", 400, "average update frame size in bytes")
 	fs.Float64Var(&c.GatewayFrameMicros, "gateway-frame-us", 6.7, "gateway CPU per delivered frame in µs (measured: 15,000 viewers, 2 cores)")
 	fs.Float64Var(&c.GatewayCores, "gateway-cores", 2, "cores per gateway node")
@@ -29,7 +29,8 @@ func capacityMain(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.GatewayConnsPerProcess, "gateway-conns-per-process", 18_000, "connections per gateway process (open-file limit 20,000 here)")
 	fs.Float64Var(&c.APISubmitsPerNode, "api-submits-per-node", 20_200, "submissions/s one API node serves at saturation with the Redis store (measured, 2 cores)")
 	fs.Float64Var(&c.RedisSubmitsPerShard, "redis-submits-per-shard", 41_100, "submission scripts/s one Redis shard runs (measured: store benchmark)")
-	fs.Float64Var(&c.FanoutSegmentMicros, "fanout-segment-us", 40, "fan-out CPU per segment flush in µs: window read from Redis, diff, encode (estimate: one Redis read script plus the in-process flush)")
+	fs.Float64Var(&c.FanoutSegmentMicros, "fanout-segment-us", 240, "fan-out CPU per segment update in µs (measured upper bound: BenchmarkSegmentFlush, relay and submitting client included)")
+	fs.Float64Var(&c.RedisSegmentMicros, "redis-segment-us", 190, "Redis CPU per segment update in µs: window read, snapshot stored (measured: BenchmarkSegmentFlush, the submissions' scripts included)")
 	fs.Float64Var(&c.FanoutCores, "fanout-cores", 2, "cores per fan-out node")
 	fs.Float64Var(&c.KafkaPartitionMBps, "kafka-partition-mbps", 10, "MB/s one Kafka partition carries comfortably")
 	fs.Float64Var(&c.HistoryEventsPerSec, "history-events-per-sec", 100_000, "audit events/s one PostgreSQL primary takes by COPY (measured)")
@@ -46,7 +47,7 @@ type capacityInput struct {
 	GatewayFrameMicros, GatewayCores, GatewayConnKB, GatewayMemGB             float64
 	GatewayConnsPerProcess, APISubmitsPerNode, RedisSubmitsPerShard           float64
 	FanoutSegmentMicros, FanoutCores, KafkaPartitionMBps, HistoryEventsPerSec float64
-	Utilization                                                               float64
+	Utilization, RedisSegmentMicros                                           float64
 }
 
 type capacityLine struct {
@@ -72,7 +73,9 @@ func (c capacityInput) plan() []capacityLine {
 			framesPerSec, c.GatewayFrameMicros, c.GatewayCores, u*100, c.Viewers, c.GatewayConnKB, c.GatewayMemGB, u*100), gateways},
 		{"gateway processes", fmt.Sprintf("%.3g viewers / %.0f connections per process (open-file limit)", c.Viewers, c.GatewayConnsPerProcess), math.Max(processes, gateways)},
 		{"API nodes", fmt.Sprintf("%.3g submissions/s / (%.3g per node × %.0f%%)", c.Updates, c.APISubmitsPerNode, u*100), ceil(c.Updates / (c.APISubmitsPerNode * u))},
-		{"Redis shards (masters)", fmt.Sprintf("%.3g submissions/s / (%.3g per shard × %.0f%%); one leaderboard lives in one shard", c.Updates, c.RedisSubmitsPerShard, u*100), ceil(c.Updates / (c.RedisSubmitsPerShard * u))},
+		{"Redis shards (masters)", fmt.Sprintf("(%.3g submissions/s / %.3g per shard + %.3g segment updates/s × %.3g µs) / %.0f%%; one leaderboard lives in one shard",
+			c.Updates, c.RedisSubmitsPerShard, segmentFlushes, c.RedisSegmentMicros, u*100),
+			ceil((c.Updates/c.RedisSubmitsPerShard + segmentFlushes*c.RedisSegmentMicros/1e6) / u)},
 		{"fan-out nodes", fmt.Sprintf("%.3g segment flushes/s × %.3g µs / (%.0f cores × %.0f%%)", segmentFlushes, c.FanoutSegmentMicros, c.FanoutCores, u*100), fanouts},
 		{"Kafka partitions (frames)", fmt.Sprintf("%.3g MB/s of frames / %.0f MB/s per partition, at least one per fan-out node", frameMBps, c.KafkaPartitionMBps), math.Max(fanouts, ceil(frameMBps/c.KafkaPartitionMBps))},
 		{"PostgreSQL primaries", fmt.Sprintf("%.3g audit events/s / (%.3g per primary × %.0f%%)", c.Updates, c.HistoryEventsPerSec, u*100), ceil(c.Updates / (c.HistoryEventsPerSec * u))},

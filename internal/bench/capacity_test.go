@@ -10,7 +10,7 @@ func TestCapacityFormula(t *testing.T) {
 	base := capacityInput{Viewers: 1_000_000, Updates: 10_000, WindowsPerSec: 10, ChangedShare: 1, Segments: 1000, FrameBytes: 400,
 		GatewayFrameMicros: 5, GatewayCores: 2, GatewayConnKB: 10, GatewayMemGB: 24, GatewayConnsPerProcess: 18_000,
 		APISubmitsPerNode: 20_000, RedisSubmitsPerShard: 40_000, FanoutSegmentMicros: 40, FanoutCores: 2, KafkaPartitionMBps: 10,
-		HistoryEventsPerSec: 100_000, Utilization: 0.5}
+		HistoryEventsPerSec: 100_000, Utilization: 0.5, RedisSegmentMicros: 0}
 	count := func(c capacityInput, tier string) float64 {
 		for _, l := range c.plan() {
 			if l.Tier == tier {

@@ -33,14 +33,14 @@ const wait = 30 * time.Second
 
 // env is one test's Redis-backed pieces, all under one unique key prefix.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	st     *redisstore.Store
 	reg    *registry.Registry
 	snaps  *segsnap.Store
 	prefix string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	url := os.Getenv("LEADERBOARD_TEST_REDIS_URL")
 	if url == "" {
