@@ -477,11 +477,23 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 		return
 	}
 	// One read serves every top-N segment: the largest N, cut for the others.
+	// A segment whose read fails (a remote store that is unreachable) is
+	// marked stale, so that it is read again at the next flush instead of
+	// missing this window's changes for good.
+	retry := func(segs ...*segment) {
+		bh.mu.Lock()
+		for _, seg := range segs {
+			seg.stale = true
+		}
+		bh.stale = true
+		bh.mu.Unlock()
+	}
 	var top *segment
 	if maxTop > 0 {
 		var err error
 		if top, err = h.read(ctx, bh.id, Spec{Kind: Top, Limit: maxTop}); err != nil {
-			h.log.Warn("fan-out read failed", "leaderboard", bh.id, "err", err)
+			h.log.Warn("fan-out read failed; retried at the next flush", "leaderboard", bh.id, "err", err)
+			retry(due...)
 			return
 		}
 	}
@@ -493,7 +505,8 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 		}
 		s, err := h.read(ctx, bh.id, seg.spec)
 		if err != nil {
-			h.log.Warn("fan-out read failed", "leaderboard", bh.id, "err", err)
+			h.log.Warn("fan-out read failed; retried at the next flush", "leaderboard", bh.id, "err", err)
+			retry(seg)
 			continue
 		}
 		fresh[i] = s

@@ -496,3 +496,57 @@ func TestSegmentInstalledAfterAMissedFlush(t *testing.T) {
 		t.Fatalf("window %v, store %v", got, want)
 	}
 }
+
+// failingSource fails every read while down is set (a remote store that is
+// unreachable).
+type failingSource struct {
+	*memory.Store
+	down bool
+}
+
+func (f *failingSource) Page(ctx context.Context, board string, offset, limit int) (store.Page, error) {
+	if f.down {
+		return store.Page{}, fmt.Errorf("connection refused")
+	}
+	return f.Store.Page(ctx, board, offset, limit)
+}
+
+func (f *failingSource) Participant(ctx context.Context, board, participant string, neighbors int) (store.ParticipantView, error) {
+	if f.down {
+		return store.ParticipantView{}, fmt.Errorf("connection refused")
+	}
+	return f.Store.Participant(ctx, board, participant, neighbors)
+}
+
+// TestFailedReadIsRetried: a flush whose window reads fail (the store is
+// unreachable) reads those windows again at the next flush, so the change it
+// carried still reaches the subscribers once the store answers, with no new
+// submission to trigger it.
+func TestFailedReadIsRetried(t *testing.T) {
+	ctx := context.Background()
+	var hub *Hub
+	st := memory.New(memory.Options{Epoch: "ep", Sink: sinkFunc(func(e store.Event) { hub.Publish(e) })})
+	src := &failingSource{Store: st}
+	hub = New(src, Options{Epoch: "ep"})
+	st.CreateBoard(ctx, "f", store.BoardOptions{})
+	res := make([]store.Result, 1)
+	for i, score := range []uint64{10, 20, 30} {
+		st.Submit(ctx, "f", []store.Submission{{ParticipantID: fmt.Sprint("p", i), Score: score, AchievedAt: 1}}, res)
+	}
+	top, me := &recorder{}, &recorder{}
+	hub.Subscribe(ctx, "f", "t", Spec{Kind: Top, Limit: 3}, nil, "", top, nil)
+	hub.Subscribe(ctx, "f", "m", Spec{Kind: Participant, ParticipantID: "p0"}, nil, "", me, nil)
+	src.down = true
+	st.Submit(ctx, "f", []store.Submission{{ParticipantID: "p0", Score: 99, AchievedAt: 2}}, res)
+	hub.Flush(ctx) // fails: nothing sent
+	hub.Flush(ctx) // still failing
+	src.down = false
+	hub.Flush(ctx) // no new change, but the failed windows are read again
+	wantTop, _ := expected(t, st, "f", Spec{Kind: Top, Limit: 3})
+	if got := apply(t, top.all(), "t").list(); !slices.Equal(got, wantTop) {
+		t.Fatalf("top window %v, store %v", got, wantTop)
+	}
+	if v := apply(t, me.all(), "m"); v.part == nil || v.part.Score != 99 || v.part.Rank != 1 {
+		t.Fatalf("participant window %+v", v.part)
+	}
+}
