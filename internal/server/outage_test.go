@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +87,10 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("%s: %d", u, st)
 		}
 	}
+
+	// A live viewer, connected through the outage.
+	viewer := watchTop(t, base, "o", 10, nil)
+	waitFor(t, "the viewer's snapshot", func() bool { v, _, _ := viewer.state(); return v > 0 })
 
 	type sent struct {
 		pid    string
@@ -229,6 +234,15 @@ func TestRedisOutage(t *testing.T) {
 				t.Fatalf("%s applied before %s, sent after it", acks[g][i].pid, acks[g][i-1].pid)
 			}
 		}
+	}
+	// The viewer kept its connection and shows the final window.
+	waitFor(t, "the viewer to show the final window", func() bool {
+		_, want := topWindow(t, base, "o", 10)
+		_, _, got := viewer.state()
+		return slices.Equal(got, want)
+	})
+	if len(viewer.broken) > 0 {
+		t.Fatalf("viewer's chain broke: %v", viewer.broken)
 	}
 	t.Logf("%d acknowledged, %d queued during the outage", ok, acc)
 }
