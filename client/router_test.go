@@ -25,7 +25,7 @@ func startOnRedis(t *testing.T, url, prefix string) string {
 	cfg := server.DefaultConfig()
 	cfg.Addr, cfg.SubmitRate, cfg.FlushInterval = "127.0.0.1:0", 0, 20*time.Millisecond
 	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0
-	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = url, prefix, 3*time.Second
+	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = url, prefix, 10*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc, done := make(chan string, 1), make(chan error, 1)
 	go func() {

@@ -176,7 +176,7 @@ func TestAcrossProcesses(t *testing.T) {
 	defer kc.Close()
 	dir := t.TempDir()
 	common := []string{"--redis-url", url, "--redis-prefix", prefix, "--kafka-brokers", strings.Join(kc.ListenAddrs(), ","),
-		"--kafka-topic-prefix", prefix, "--kafka-partitions", "4", "--data-dir", dir, "--registry-ttl", "3s",
+		"--kafka-topic-prefix", prefix, "--kafka-partitions", "4", "--data-dir", dir, "--registry-ttl", "10s",
 		"--flush-interval", "50ms", "--sweep-interval", "200ms"}
 	with := func(roles string) []string { return append(slices.Clone(common), "--roles", roles) }
 	api1 := startProcess(t, with("api")...)

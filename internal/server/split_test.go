@@ -21,7 +21,7 @@ func splitConfig(t *testing.T, redisURL, prefix string, brokers []string, dataDi
 	c.RedisURL, c.RedisPrefix = redisURL, prefix
 	c.KafkaBrokers, c.KafkaTopicPrefix, c.KafkaPartitions = brokers[0], prefix, 4
 	c.DataDir, c.Roles = dataDir, roles
-	c.RegistryTTL = 3 * time.Second
+	c.RegistryTTL = 10 * time.Second
 	c.SweepInterval = 100 * time.Millisecond
 	return c
 }

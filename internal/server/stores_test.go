@@ -117,7 +117,7 @@ func TestConnectionRouter(t *testing.T) {
 	})
 	cfg := func() Config {
 		c := testConfig(t)
-		c.RedisURL, c.RedisPrefix, c.RegistryTTL = url, prefix, 3*time.Second
+		c.RedisURL, c.RedisPrefix, c.RegistryTTL = url, prefix, 10*time.Second
 		return c
 	}
 	addrA, cancelA, doneA := start(t, cfg())

@@ -756,7 +756,7 @@ func TestBrowserUsesTheRouter(t *testing.T) {
 		}
 	})
 	cfg := testConfig()
-	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = "redis://"+addr+"/0", prefix, 3*time.Second
+	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = "redis://"+addr+"/0", prefix, 10*time.Second // heartbeats every 3.3 s: a loaded CI machine never lets an entry expire
 	cfg.DataDir = t.TempDir() // one history for both: the page on B must know the board
 	a, b := startServer(t, cfg), startServer(t, cfg)
 	createBoard(t, a, "routed")
@@ -781,7 +781,9 @@ func TestBrowserUsesTheRouter(t *testing.T) {
 	waitState(t, ctx, "websocket", 5*time.Second)
 	waitTop(t, ctx, a, "routed", 20, 5*time.Second)
 	if got := wsCount(t, a); got != "1" {
-		t.Fatalf("WebSockets on the routed gateway A: %s, want 1 (on B: %s)", got, wsCount(t, b))
+		var now struct{ URL string }
+		call(t, "GET", b.base+"/v1/leaderboards/routed/connect", nil, &now)
+		t.Fatalf("WebSockets on the routed gateway A: %s, want 1 (on B: %s; the router now answers %s)", got, wsCount(t, b), now.URL)
 	}
 }
 
