@@ -757,7 +757,7 @@ func TestBrowserUsesTheRouter(t *testing.T) {
 	})
 	cfg := testConfig()
 	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = "redis://"+addr+"/0", prefix, 10*time.Second // heartbeats every 3.3 s: a loaded CI machine never lets an entry expire
-	cfg.DataDir = t.TempDir() // one history for both: the page on B must know the board
+	cfg.DataDir = t.TempDir()                                                                     // one history for both: the page on B must know the board
 	a, b := startServer(t, cfg), startServer(t, cfg)
 	createBoard(t, a, "routed")
 	seed(t, a, "routed", 20)
