@@ -197,28 +197,28 @@ func (r *Ranking) warmSubs(subs []Sub, policy Policy) {
 	for !nodes[0].leaf {
 		for j := range m {
 			n := nodes[j]
-			nodes[j] = n.kids[r.t.childHint(n, &keys[j])]
+			nodes[j] = n.kids[childHint(n, &keys[j])]
 		}
 	}
 	sink += touchNodes(nodes[:m])
 	r.warmSink += sink
 }
 
-// childHint is child for a key that may have no record (h == noHandle): such a
-// key is compared by its packed key alone, and a tie goes to the right. Only
-// the warm-up uses it, where a tie landing in a neighbouring leaf costs nothing
-// but a wasted load.
-func (t *tree) childHint(n *node, k *entry) int {
-	if k.h != noHandle {
-		return t.child(n, k)
-	}
-	i := 1
-	for i < len(n.keys) {
-		e := &n.keys[i]
+// childHint returns the child of an inner node whose range holds k's packed
+// key, comparing packed keys only (a tie goes to the right), by bisection: the
+// warm-up's inner nodes are cached, where bisection's few compares beat a scan.
+// Only the warm-up uses it, where a tie landing in a neighbouring leaf costs
+// nothing but a wasted load; k may have no record (h == noHandle).
+func childHint(n *node, k *entry) int {
+	lo, hi := 1, len(n.keys) // the answer is the last i in [0, hi) with keys[i] <= k
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		e := &n.keys[mid]
 		if k.k1 < e.k1 || (k.k1 == e.k1 && k.k2 < e.k2) {
-			break
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
-		i++
 	}
-	return i - 1
+	return lo - 1
 }

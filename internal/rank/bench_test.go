@@ -160,6 +160,31 @@ func BenchmarkSubmitMany(b *testing.B) {
 	})
 }
 
+// BenchmarkSubmitWarm is what the memory store did before SubmitMany: Warm
+// (index slots and records) for a batch of 64, then Submit one by one.
+func BenchmarkSubmitWarm(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		var bufs [batchLanes][16]byte
+		var subs [batchLanes]Sub
+		var ids [batchLanes]string
+		b.ReportAllocs()
+		at := int64(n)
+		for i := 0; i < b.N; i += batchLanes {
+			k := min(batchLanes, b.N-i)
+			for j := range k {
+				at++
+				subs[j] = Sub{ID: idOf(&bufs[j], rng.IntN(n)), Score: rng.Uint64N(1e9), At: at}
+				ids[j] = subs[j].ID
+			}
+			r.Warm(ids[:k])
+			for j := range k {
+				r.Submit(subs[j].ID, subs[j].Score, subs[j].At, PolicySet)
+			}
+		}
+	})
+}
+
 func BenchmarkTop100(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Ranking, n int) {
 		dst := make([]Entry, 0, 100)
