@@ -117,6 +117,74 @@ func BenchmarkRank(b *testing.B) {
 	})
 }
 
+// BenchmarkRankMany is BenchmarkRank in batches of 64 random participants per
+// RankMany call; ns/op is per lookup, not per call.
+func BenchmarkRankMany(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		var bufs [batchLanes][16]byte
+		var ids [batchLanes]string
+		var out [batchLanes]int
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += batchLanes {
+			k := min(batchLanes, b.N-i)
+			for j := range k {
+				ids[j] = idOf(&bufs[j], rng.IntN(n))
+			}
+			r.RankMany(ids[:k], out[:k])
+			if out[0] == 0 {
+				b.Fatal("missing participant")
+			}
+		}
+	})
+}
+
+// BenchmarkSubmitMany is BenchmarkSubmit in batches of 64 random participants
+// per SubmitMany call; ns/op is per submission, not per call.
+func BenchmarkSubmitMany(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		var bufs [batchLanes][16]byte
+		var subs [batchLanes]Sub
+		var out [batchLanes]Change
+		b.ReportAllocs()
+		at := int64(n)
+		for i := 0; i < b.N; i += batchLanes {
+			k := min(batchLanes, b.N-i)
+			for j := range k {
+				at++
+				subs[j] = Sub{ID: idOf(&bufs[j], rng.IntN(n)), Score: rng.Uint64N(1e9), At: at}
+			}
+			r.SubmitMany(subs[:k], PolicySet, out[:k])
+		}
+	})
+}
+
+// BenchmarkSubmitWarm is what the memory store did before SubmitMany: Warm
+// (index slots and records) for a batch of 64, then Submit one by one.
+func BenchmarkSubmitWarm(b *testing.B) {
+	forSizes(b, func(b *testing.B, r *Ranking, n int) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		var bufs [batchLanes][16]byte
+		var subs [batchLanes]Sub
+		var ids [batchLanes]string
+		b.ReportAllocs()
+		at := int64(n)
+		for i := 0; i < b.N; i += batchLanes {
+			k := min(batchLanes, b.N-i)
+			for j := range k {
+				at++
+				subs[j] = Sub{ID: idOf(&bufs[j], rng.IntN(n)), Score: rng.Uint64N(1e9), At: at}
+				ids[j] = subs[j].ID
+			}
+			r.Warm(ids[:k])
+			for j := range k {
+				r.Submit(subs[j].ID, subs[j].Score, subs[j].At, PolicySet)
+			}
+		}
+	})
+}
+
 func BenchmarkTop100(b *testing.B) {
 	forSizes(b, func(b *testing.B, r *Ranking, n int) {
 		dst := make([]Entry, 0, 100)

@@ -94,7 +94,11 @@ func (p *participants) hash(id string) uint64 { return maphash.String(p.seed, id
 
 // find returns the handle of id.
 func (p *participants) find(id string) (uint32, bool) {
-	hv := p.hash(id)
+	return p.findHashed(id, p.hash(id))
+}
+
+// findHashed is find with id's hash already computed.
+func (p *participants) findHashed(id string, hv uint64) (uint32, bool) {
 	tag := hv >> 32
 	mask := uint64(len(p.slots) - 1)
 	for i := hv & mask; ; i = (i + 1) & mask {

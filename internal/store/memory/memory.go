@@ -165,28 +165,33 @@ func (s *Store) Submit(_ context.Context, id string, subs []store.Submission, re
 	if b.opts.Policy == store.PolicyBest {
 		policy = rank.PolicyBest
 	}
-	var ids [batchChunk]string
+	// A chunk is applied with SubmitMany, which warms the cache for all of its
+	// submissions with overlapping misses and then applies them in order; the
+	// versions and events follow, in the same order, under the same lock hold
+	// (the sink does not read the ranking).
+	var (
+		chunk   [batchChunk]rank.Sub
+		changes [batchChunk]rank.Change
+	)
 	for start := 0; start < len(subs); start += batchChunk {
 		end := min(start+batchChunk, len(subs))
+		for i := start; i < end; i++ {
+			sub := &subs[i]
+			chunk[i-start] = rank.Sub{ID: sub.ParticipantID, Score: sub.Score, At: sub.AchievedAt}
+		}
 		b.mu.Lock()
 		if b.sealed {
 			b.mu.Unlock()
 			return store.ErrBoardSealed
 		}
-		if end-start > 1 {
-			for i := start; i < end; i++ {
-				ids[i-start] = subs[i].ParticipantID
-			}
-			b.r.Warm(ids[:end-start])
-		}
+		b.r.SubmitMany(chunk[:end-start], policy, changes[:end-start])
 		for i := start; i < end; i++ {
-			sub := &subs[i]
-			c := b.r.Submit(sub.ParticipantID, sub.Score, sub.AchievedAt, policy)
+			c := &changes[i-start]
 			if c.Updated {
 				b.version++
-				s.publish(b, sub.ParticipantID, &c, false)
+				s.publish(b, subs[i].ParticipantID, c, false)
 			}
-			results[i] = resultOf(&c, b.version)
+			results[i] = resultOf(c, b.version)
 		}
 		b.mu.Unlock()
 	}
