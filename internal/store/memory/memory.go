@@ -165,10 +165,10 @@ func (s *Store) Submit(_ context.Context, id string, subs []store.Submission, re
 	if b.opts.Policy == store.PolicyBest {
 		policy = rank.PolicyBest
 	}
-	// A chunk is applied with SubmitMany, which warms the cache for all of its
-	// submissions with overlapping misses and then applies them in order; the
-	// versions and events follow, in the same order, under the same lock hold
-	// (the sink does not read the ranking).
+	// A chunk is applied by apply (below), which warms the cache for all of
+	// its submissions with overlapping misses and then applies them in order;
+	// the versions and events follow, in the same order, under the same lock
+	// hold (the sink does not read the ranking).
 	var (
 		chunk   [batchChunk]rank.Sub
 		changes [batchChunk]rank.Change
@@ -184,7 +184,7 @@ func (s *Store) Submit(_ context.Context, id string, subs []store.Submission, re
 			b.mu.Unlock()
 			return store.ErrBoardSealed
 		}
-		b.r.SubmitMany(chunk[:end-start], policy, changes[:end-start])
+		b.apply(chunk[:end-start], policy, changes[:end-start])
 		for i := start; i < end; i++ {
 			c := &changes[i-start]
 			if c.Updated {
@@ -196,6 +196,33 @@ func (s *Store) Submit(_ context.Context, id string, subs []store.Submission, re
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// leafWarmMin is the board size from which a batch also warms the leaves its
+// submissions will touch (rank.SubmitMany): below it the tree mostly sits in
+// cache and that warm-up costs more than it saves (measured: 834 against
+// 689 ns per submission at 100k participants, 989 against 1,287 at 1M).
+var leafWarmMin = 300_000 // a variable so that tests can run the SubmitMany path on small boards
+
+// apply applies a chunk in order: one submission directly; a small board's
+// batch after warming the index slots and records; a large board's with
+// SubmitMany, which warms the leaves too.
+func (b *board) apply(subs []rank.Sub, policy rank.Policy, out []rank.Change) {
+	switch {
+	case len(subs) == 1:
+		out[0] = b.r.Submit(subs[0].ID, subs[0].Score, subs[0].At, policy)
+	case b.r.Len() < leafWarmMin:
+		var ids [batchChunk]string
+		for i := range subs {
+			ids[i] = subs[i].ID
+		}
+		b.r.Warm(ids[:len(subs)])
+		for i := range subs {
+			out[i] = b.r.Submit(subs[i].ID, subs[i].Score, subs[i].At, policy)
+		}
+	default:
+		b.r.SubmitMany(subs, policy, out)
+	}
 }
 
 func resultOf(c *rank.Change, version uint64) store.Result {
