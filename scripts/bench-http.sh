@@ -38,6 +38,11 @@ run() { # name, bench args...
 # One leaderboard of 1,000,000 participants for every measurement below
 # (read --seed-participants loads it through scores:batch; its reads count as a warm-up).
 run seed-1M           read  --url "$url" --seed-participants 1000000 --duration 2s --prefix bench
+# The seed's 1M audit events are written to the embedded database in the background: measure once done.
+for _ in $(seq 600); do
+  q=$(curl -fs "$url/metrics" | awk '$1=="leaderboard_history_queue" {print $2}')
+  [ "${q:-0}" = 0 ] && break; sleep 0.2
+done
 run floor-get         floor --duration "$dur"
 run floor-post        floor --duration "$dur" --method POST
 run floor-get-9500B   floor --duration "$dur" --body-bytes 9500
@@ -46,6 +51,10 @@ run submit-max        submit --url "$url" --create=false --duration "$dur"
 run batch-max         submit --url "$url" --create=false --batch 1000 --connections 4 --duration "$dur"
 # Batches spread over 4 leaderboards of 250,000: one ordered writer per board, so both cores write.
 run seed-4x250k       read  --url "$url" --prefix multi --leaderboards 4 --seed-participants 250000 --duration 1s
+for _ in $(seq 600); do
+  q=$(curl -fs "$url/metrics" | awk '$1=="leaderboard_history_queue" {print $2}')
+  [ "${q:-0}" = 0 ] && break; sleep 0.2
+done
 run batch-max-4boards submit --url "$url" --prefix multi --leaderboards 4 --participants 250000 --create=false --batch 1000 --connections 4 --duration "$dur"
 run read-top100       read  --url "$url" --create=false --seed-participants 1 --duration "$dur"
 run read-participant  read  --url "$url" --create=false --seed-participants 1 --top-ratio 0 --duration "$dur"

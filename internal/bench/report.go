@@ -34,7 +34,8 @@ type Report struct {
 	// Requests counts every request sent inside the measured window, whatever its outcome.
 	Requests     int64   `json:"requests"`
 	RequestsPerS float64 `json:"requests_per_s"`
-	// Scores counts the scores carried by those requests (batch * requests for batch runs); submit only.
+	// Scores counts the scores carried by the requests the server took (2xx;
+	// batch * requests for batch runs); submit only.
 	Scores     int64   `json:"scores,omitempty"`
 	ScoresPerS float64 `json:"scores_per_s,omitempty"`
 	// ItemErrors counts per-item {"error":...} entries inside 2xx batch responses.

@@ -521,7 +521,6 @@ func (r *runner) send(w *worker, req *fasthttp.Request, resp *fasthttp.Response,
 		return
 	}
 	w.requests++
-	w.items += int64(items)
 	w.opCount[op]++
 	if err != nil {
 		kind := classifyErr(err)
@@ -540,6 +539,11 @@ func (r *runner) send(w *worker, req *fasthttp.Request, resp *fasthttp.Response,
 		return
 	}
 	w.status[code]++
+	if code >= 200 && code <= 299 {
+		// Only a request the server took carries its scores: a 503 (the audit
+		// log's queue full) or a 429 delivered none of them.
+		w.items += int64(items)
+	}
 	if r.wl.countItemErrors && code >= 200 && code <= 299 {
 		// Per-item failures in a batch are {"error": {...}}; no other field of a result is named
 		// "error", so counting the key is exact and much cheaper than decoding the body.
