@@ -6,6 +6,8 @@
 # JSON reports go to bench-results/ (not committed); a summary is printed.
 #
 #   ./scripts/bench-http.sh [duration]     (default 10s per measurement)
+#   HISTORY=off ./scripts/bench-http.sh    the same without persistence (--data-dir ""): the ranking
+#                                          service alone, not bounded by the audit log's write rate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -22,7 +24,9 @@ url=http://127.0.0.1:$port
 # (--secret), which the per-IP limits exempt.
 secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export LEADERBOARD_BENCH_SECRET=$secret
-"$lb" serve --addr 127.0.0.1:$port --submit-rate 0 --log-level warn --auth-secret "$secret" --data-dir "$out/data" &
+datadir="$out/data"
+[ "${HISTORY:-on}" = off ] && datadir=""
+"$lb" serve --addr 127.0.0.1:$port --submit-rate 0 --log-level warn --auth-secret "$secret" --data-dir "$datadir" 2>"$out/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "$url/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
