@@ -3,19 +3,15 @@ package client_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/lbhq/leaderboard/client"
+	"github.com/lbhq/leaderboard/internal/redistest"
 	"github.com/lbhq/leaderboard/internal/server"
 )
 
@@ -61,27 +57,8 @@ func websockets(t *testing.T, base string) string {
 // server opens its WebSocket on the gateway the router names (the one
 // already serving the leaderboard).
 func TestWatcherUsesTheRouter(t *testing.T) {
-	addr := os.Getenv("LEADERBOARD_TEST_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer rdb.Close()
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	prefix := fmt.Sprintf("lbclient%d:", rand.Uint64())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		for _, k := range keys {
-			rdb.Del(ctx, k)
-		}
-	})
-	url := "redis://" + addr + "/0"
+	url := redistest.URL(t)
+	prefix := redistest.Prefix(t, "lbclient")
 	a, b := startOnRedis(t, url, prefix), startOnRedis(t, url, prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

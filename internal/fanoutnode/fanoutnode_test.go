@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/lbhq/leaderboard/internal/bus"
 	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/fanoutnode"
+	"github.com/lbhq/leaderboard/internal/redistest"
 	"github.com/lbhq/leaderboard/internal/registry"
 	"github.com/lbhq/leaderboard/internal/relay"
 	"github.com/lbhq/leaderboard/internal/segsnap"
@@ -42,29 +42,12 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	url := os.Getenv("LEADERBOARD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	c, err := redisstore.NewClient(url)
-	if err == nil {
-		err = c.Ping(context.Background()).Err()
-	}
+	c, err := redisstore.NewClient(redistest.URL(t))
 	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatalf("Redis at %s: %v", url, err)
-		}
-		t.Skipf("Redis at %s: %v", url, err)
+		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("lbfanoutnode%d:", rand.Uint64())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		for _, k := range keys {
-			c.Del(ctx, k)
-		}
-		c.Close()
-	})
+	t.Cleanup(func() { c.Close() })
+	prefix := redistest.Prefix(t, "lbfanoutnode")
 	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)

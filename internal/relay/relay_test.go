@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,36 +13,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/lbhq/leaderboard/internal/bus"
+	"github.com/lbhq/leaderboard/internal/redistest"
 	"github.com/lbhq/leaderboard/internal/store"
 	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
 )
 
 func redisStore(t *testing.T) *redisstore.Store {
 	t.Helper()
-	url := os.Getenv("LEADERBOARD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	c, err := redisstore.NewClient(url)
-	if err == nil {
-		err = c.Ping(context.Background()).Err()
-	}
+	c, err := redisstore.NewClient(redistest.URL(t))
 	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatalf("Redis at %s: %v", url, err)
-		}
-		t.Skipf("Redis at %s: %v", url, err)
+		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("lbrelay%d:", rand.Uint64())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		for _, k := range keys {
-			c.Del(ctx, k)
-		}
-		c.Close()
-	})
-	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, Prefix: prefix})
+	t.Cleanup(func() { c.Close() })
+	st, err := redisstore.New(context.Background(), redisstore.Options{Client: c, Prefix: redistest.Prefix(t, "lbrelay")})
 	if err != nil {
 		t.Fatal(err)
 	}

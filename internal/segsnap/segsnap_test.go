@@ -3,29 +3,18 @@ package segsnap
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/lbhq/leaderboard/internal/redistest"
 )
 
 func TestPutGetOnlyForward(t *testing.T) {
-	addr := os.Getenv("LEADERBOARD_TEST_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	c := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(t)})
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	prefix := fmt.Sprintf("lbsegsnap%d:", rand.Uint64())
+	prefix := redistest.Prefix(t, "lbsegsnap")
 	s := New(c, prefix)
 	defer c.Del(ctx, s.key("b"))
 	if _, _, err := s.Get(ctx, "b", "t:10"); !errors.Is(err, ErrNotFound) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -16,7 +15,7 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
+	"github.com/lbhq/leaderboard/internal/redistest"
 )
 
 // startProcess runs the binary with args and returns its base URL.
@@ -159,16 +158,7 @@ func topWindow(t *testing.T, api, board string, limit int) (uint64, []string) {
 // other from its last version with no missing or repeated version.
 func TestAcrossProcesses(t *testing.T) {
 	url := redisURLForTest(t)
-	prefix := fmt.Sprintf("lbcluster%d:", rand.Uint64())
-	t.Cleanup(func() {
-		c, _ := redisstore.NewClient(url)
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		for _, k := range keys {
-			c.Del(ctx, k)
-		}
-		c.Close()
-	})
+	prefix := redistest.Prefix(t, "lbcluster")
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, prefix+"leaderboard.events", prefix+"leaderboard.frames"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,14 @@
 package server
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
+	"github.com/lbhq/leaderboard/internal/redistest"
 )
 
 // splitConfig is a server of a split deployment: Redis, Kafka (kfake), one
@@ -32,16 +30,7 @@ func splitConfig(t *testing.T, redisURL, prefix string, brokers []string, dataDi
 // accepted change with its version, in order.
 func TestSplitAPIAndHistory(t *testing.T) {
 	url := redisURLForTest(t)
-	prefix := fmt.Sprintf("lbsplit%d:", rand.Uint64())
-	t.Cleanup(func() {
-		c, _ := redisstore.NewClient(url)
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		for _, k := range keys {
-			c.Del(ctx, k)
-		}
-		c.Close()
-	})
+	prefix := redistest.Prefix(t, "lbsplit")
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)

@@ -1,35 +1,15 @@
 package server
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
-	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
+	"github.com/lbhq/leaderboard/internal/redistest"
 )
 
-func redisURLForTest(t *testing.T) string {
-	url := os.Getenv("LEADERBOARD_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	c, err := redisstore.NewClient(url)
-	if err == nil {
-		err = c.Ping(context.Background()).Err()
-		c.Close()
-	}
-	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-			t.Fatalf("Redis at %s: %v", url, err)
-		}
-		t.Skipf("Redis at %s: %v", url, err)
-	}
-	return url
-}
+func redisURLForTest(t *testing.T) string { return redistest.URL(t) }
 
 // TestServeOnRedis: with --redis-url the service keeps rankings in Redis:
 // submissions, reads and a restart (the board comes back from Redis at the
@@ -38,18 +18,7 @@ func TestServeOnRedis(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SubmitRate = 0
 	cfg.RedisURL = redisURLForTest(t)
-	cfg.RedisPrefix = fmt.Sprintf("lbtest%d:", rand.Uint64())
-	t.Cleanup(func() {
-		c, _ := redisstore.NewClient(cfg.RedisURL)
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, cfg.RedisPrefix+"*").Result()
-		if len(keys) > 0 {
-			for _, k := range keys {
-				c.Del(ctx, k)
-			}
-		}
-		c.Close()
-	})
+	cfg.RedisPrefix = redistest.Prefix(t, "lbtest")
 	addr, cancel, done := start(t, cfg)
 	base := "http://" + addr
 	if st := jsonCall(t, "POST", base+"/v1/leaderboards", `{"leaderboard_id":"r","name":"R","sort_order":"asc"}`, nil); st != 201 {
@@ -105,16 +74,7 @@ func TestConnectionRouter(t *testing.T) {
 	<-done
 
 	url := redisURLForTest(t)
-	prefix := fmt.Sprintf("lbtest%d:", rand.Uint64())
-	t.Cleanup(func() {
-		c, _ := redisstore.NewClient(url)
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		for _, k := range keys {
-			c.Del(ctx, k)
-		}
-		c.Close()
-	})
+	prefix := redistest.Prefix(t, "lbtest")
 	cfg := func() Config {
 		c := testConfig(t)
 		c.RedisURL, c.RedisPrefix, c.RegistryTTL = url, prefix, 10*time.Second

@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/lbhq/leaderboard/internal/redistest"
 	"github.com/lbhq/leaderboard/internal/server"
 )
 
@@ -736,28 +736,10 @@ func TestBrowserDemo(t *testing.T) {
 // server over the same Redis, already serving the leaderboard).
 func TestBrowserUsesTheRouter(t *testing.T) {
 	tab := newTab(t)
-	addr := os.Getenv("LEADERBOARD_TEST_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer rdb.Close()
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		if inCI() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	prefix := fmt.Sprintf("lbweb%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
-		for _, k := range keys {
-			rdb.Del(context.Background(), k)
-		}
-	})
+	url, prefix := redistest.URL(t), redistest.Prefix(t, "lbweb")
 	cfg := testConfig()
-	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = "redis://"+addr+"/0", prefix, 10*time.Second // heartbeats every 3.3 s: a loaded CI machine never lets an entry expire
-	cfg.DataDir = t.TempDir()                                                                     // one history for both: the page on B must know the board
+	cfg.RedisURL, cfg.RedisPrefix, cfg.RegistryTTL = url, prefix, 10*time.Second // heartbeats every 3.3 s: a loaded CI machine never lets an entry expire
+	cfg.DataDir = t.TempDir()                                                    // one history for both: the page on B must know the board
 	a, b := startServer(t, cfg), startServer(t, cfg)
 	createBoard(t, a, "routed")
 	seed(t, a, "routed", 20)
