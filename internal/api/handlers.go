@@ -32,6 +32,15 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// boardAndParticipant returns the {id} and {pid} path parameters, validated.
+func boardAndParticipant(r *http.Request) (board, participant string, err error) {
+	if board, err = pathID(r, "id", "leaderboard id"); err != nil {
+		return "", "", err
+	}
+	participant, err = pathID(r, "pid", "participant id")
+	return board, participant, err
+}
+
 // pathID returns the path parameter name, validated as an id.
 func pathID(r *http.Request, name, field string) (string, error) {
 	v := r.PathValue(name)
@@ -209,11 +218,7 @@ func (a *API) finalize(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) removeParticipant(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id", "leaderboard id")
-	if err != nil {
-		return err
-	}
-	pid, err := pathID(r, "pid", "participant id")
+	id, pid, err := boardAndParticipant(r)
 	if err != nil {
 		return err
 	}
@@ -486,11 +491,7 @@ func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int)
 }
 
 func (a *API) participant(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id", "leaderboard id")
-	if err != nil {
-		return err
-	}
-	pid, err := pathID(r, "pid", "participant id")
+	id, pid, err := boardAndParticipant(r)
 	if err != nil {
 		return err
 	}

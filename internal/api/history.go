@@ -108,11 +108,7 @@ func eventOf(e *history.Event) eventJSON {
 }
 
 func (a *API) participantEvents(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id", "leaderboard id")
-	if err != nil {
-		return err
-	}
-	pid, err := pathID(r, "pid", "participant id")
+	id, pid, err := boardAndParticipant(r)
 	if err != nil {
 		return err
 	}
