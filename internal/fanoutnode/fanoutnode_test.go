@@ -130,6 +130,24 @@ func (e *env) gateway(id string, boards []string, segs ...string) *registry.Memb
 	return m
 }
 
+// localBus starts an in-process bus, a view of the frames of board, and the
+// relay from the store's outboxes into the bus; all stop when the test ends.
+func (e *env) localBus(board string) (*bus.Local, *view) {
+	e.t.Helper()
+	local := bus.NewLocal(bus.LocalOptions{Partitions: 4})
+	e.t.Cleanup(local.Close)
+	v := newView(e.t)
+	fc := local.NewFrameConsumer(v.add)
+	e.t.Cleanup(fc.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	if err := fc.Watch(ctx, board); err != nil {
+		e.t.Fatal(err)
+	}
+	e.relay(ctx, local.Producer())
+	return local, v
+}
+
 func (e *env) relay(ctx context.Context, prod bus.EventProducer) {
 	r := relay.New(e.st, prod, relay.Options{Client: e.st.Client(), CursorKey: e.prefix + "relay", Interval: 5 * time.Millisecond})
 	go r.Run(ctx)
@@ -213,7 +231,7 @@ type window struct {
 // gateway's viewer would (docs/LIVE.md, "Keeping a local copy"), and records
 // every broken chain.
 type view struct {
-	t  *testing.T
+	t  testing.TB
 	mu sync.Mutex
 	w  map[string]*window // board|segment
 	// frames in arrival order
@@ -221,7 +239,7 @@ type view struct {
 	errs   []string
 }
 
-func newView(t *testing.T) *view { return &view{t: t, w: map[string]*window{}} }
+func newView(t testing.TB) *view { return &view{t: t, w: map[string]*window{}} }
 
 func decode(f bus.Frame) (jMsg, error) {
 	typ := "update"
@@ -472,19 +490,10 @@ func TestSegmentRemoved(t *testing.T) {
 	e.createBoard(board, 20)
 	m := e.gateway("gw1", []string{board}, "t:10", "t:3")
 
-	local := bus.NewLocal(bus.LocalOptions{Partitions: 4})
-	defer local.Close()
-	v := newView(t)
-	fc := local.NewFrameConsumer(v.add)
-	defer fc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := fc.Watch(ctx, board); err != nil {
-		t.Fatal(err)
-	}
-	e.relay(ctx, local.Producer())
+	local, v := e.localBus(board)
 	n := e.node(local.NewConsumer(bus.FanoutGroup), local.FrameProducer(), 4)
 	start(t, n)
+	ctx := context.Background()
 
 	v.waitVersion(board, "t:3", 1)
 	v.waitVersion(board, "t:10", 1)
@@ -531,17 +540,7 @@ func TestQueueOverflowRemakes(t *testing.T) {
 	segs := []string{"t:3", "t:5", "t:10", "t:20"}
 	e.gateway("gw1", []string{board}, segs...)
 
-	local := bus.NewLocal(bus.LocalOptions{Partitions: 4})
-	defer local.Close()
-	v := newView(t)
-	fc := local.NewFrameConsumer(v.add)
-	defer fc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := fc.Watch(ctx, board); err != nil {
-		t.Fatal(err)
-	}
-	e.relay(ctx, local.Producer())
+	local, v := e.localBus(board)
 	n := e.nodeQueue(local.NewConsumer(bus.FanoutGroup), local.FrameProducer(), 4, 1)
 	start(t, n)
 	for _, s := range segs {
