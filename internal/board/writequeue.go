@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbhq/leaderboard/internal/store"
@@ -20,6 +21,7 @@ var ErrQueued = errors.New("queued: the ranking store is unreachable; the submis
 // leaderboard's submissions are applied in the order they were accepted.
 type writeQueue struct {
 	max   int
+	n     atomic.Int64 // items queued, read by busy on every submission without the lock
 	mu    sync.Mutex
 	items []queuedWrite
 	wake  chan struct{}
@@ -33,11 +35,7 @@ type queuedWrite struct {
 func (q *writeQueue) enabled() bool { return q != nil && q.max > 0 }
 
 // busy reports whether submissions are waiting (new ones must wait behind).
-func (q *writeQueue) busy() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items) > 0
-}
+func (q *writeQueue) busy() bool { return q.n.Load() > 0 }
 
 // push queues subs, or refuses with 503 when the queue is full.
 func (q *writeQueue) push(board string, subs []store.Submission) error {
@@ -51,6 +49,7 @@ func (q *writeQueue) push(board string, subs []store.Submission) error {
 		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("the ranking store is unreachable and %d submissions already wait for it; retry later", n), RetryAfter: time.Second}
 	}
 	q.items = append(q.items, queuedWrite{board: board, subs: subs})
+	q.n.Add(1)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -133,6 +132,7 @@ func (s *Service) drain(ctx context.Context) {
 		}
 		s.wq.mu.Lock()
 		s.wq.items = s.wq.items[1:]
+		s.wq.n.Add(-1)
 		s.wq.mu.Unlock()
 	}
 }
