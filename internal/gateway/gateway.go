@@ -226,6 +226,7 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 		return nil // gws has answered the failed handshake
 	}
 	c := &wsConn{g: g, ws: ws, board: boardID, subs: map[string]*wsSub{}, shard: int(g.nextID.Add(1))}
+	c.queue = c.first[:0]
 	if sc, ok := ws.NetConn().(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}

@@ -27,8 +27,12 @@ type wsConn struct {
 	shard int
 	raw   syscall.RawConn // for the socket-buffer check; nil when not TCP
 
-	qmu       sync.Mutex
-	queue     []fanout.Frame
+	qmu   sync.Mutex
+	queue []fanout.Frame
+	// first is the queue's storage while it holds at most one frame, the
+	// usual case (one update per flush): a queue drained and refilled every
+	// flush then allocates nothing.
+	first     [1]fanout.Frame
 	scheduled bool // with its writer, or draining on a goroutine of its own
 	sndbuf    int  // last SO_SNDBUF read
 	credit    int  // bytes known to fit in the send buffer without another check
