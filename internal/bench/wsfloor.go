@@ -30,9 +30,10 @@ import (
 // and every --flush-interval in which some arrived it builds ONE update frame, shaped and sized
 // like the service's (the markers at the ranks they entered at, then the entries they push down
 // to --top-limit), and writes those same bytes to every subscribed connection: the connections are
-// split into GOMAXPROCS groups, one goroutine each, a plain loop of synchronous gws writes. Set
-// against it, what the real service costs above is the service; what the floor cannot do either
-// is the machine.
+// split into GOMAXPROCS groups, one goroutine each, a plain loop of synchronous gws writes (a
+// writer that falls behind gives each connection all the frames waiting, back to back, as the
+// service's per-connection queues do). Set against it, what the real service costs above is the
+// service; what the floor cannot do either is the machine.
 //
 // Requests it answers (any leaderboard id exists, is active, descending, without max_score):
 //
@@ -696,33 +697,59 @@ func appendFloorEntry[ID string | []byte](b []byte, rank int, id ID, score uint6
 	return append(b, '}')
 }
 
-// write is a writer goroutine: each frame, to each of its group's connections in turn, with one
-// synchronous gws write. A connection whose write fails is closed and forgotten.
+// write is a writer goroutine: the frames waiting for it, to each of its group's connections in
+// turn, one synchronous gws write per frame. A connection whose write fails is closed and
+// forgotten. When it is behind (more than one frame waiting) a connection gets them all back to
+// back, as the service's per-connection queues give them: its reader then wakes once for them
+// all, which is most of what a frame costs on loopback.
 func (f *wsFloor) write(g *floorGroup) {
+	var batch []*floorFrame
 	for fr := range g.ch {
+		batch = append(batch[:0], fr)
+	more:
+		for len(batch) < floorQueue {
+			select {
+			case fr, ok := <-g.ch:
+				if !ok {
+					break more
+				}
+				batch = append(batch, fr)
+			default:
+				break more
+			}
+		}
 		g.mu.Lock()
 		list := g.conns
 		g.mu.Unlock()
-		var written uint64
+		var written, size uint64
 		dead := false
-		for _, c := range list {
+		for i, c := range list {
+			if i%64 == 63 { // the counters stay current while a long pass runs (they are read by /metrics)
+				f.frames.Add(written)
+				f.frameBytes.Add(size)
+				written, size = 0, 0
+			}
 			if c.dead.Load() {
 				dead = true
 				continue
 			}
-			if c.since.Load() >= fr.version {
-				continue // subscribed after this version: its snapshot has it
+			since := c.since.Load()
+			for _, fr := range batch {
+				if since >= fr.version {
+					continue // subscribed after this version: its snapshot has it
+				}
+				if err := c.ws.WriteMessage(gws.OpcodeText, fr.data); err != nil {
+					c.dead.Store(true)
+					_ = c.ws.NetConn().Close()
+					dead = true
+					break
+				}
+				written++
+				size += uint64(len(fr.data))
 			}
-			if err := c.ws.WriteMessage(gws.OpcodeText, fr.data); err != nil {
-				c.dead.Store(true)
-				_ = c.ws.NetConn().Close()
-				dead = true
-				continue
-			}
-			written++
 		}
 		f.frames.Add(written)
-		f.frameBytes.Add(written * uint64(len(fr.data)))
+		f.frameBytes.Add(size)
 		if dead {
 			g.mu.Lock()
 			g.conns = slices.DeleteFunc(g.conns, func(c *floorConn) bool { return c.dead.Load() })
