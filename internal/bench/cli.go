@@ -178,6 +178,7 @@ Examples:
   leaderboard bench viewers --viewers 1000 --marker-rank top --json viewers-worst-case.json
   leaderboard bench viewers --viewers 15000 --procs 2 --ramp 2000 --duration 30s --json viewers.json
   leaderboard bench viewers --viewers 15000 --procs 2 --idle --duration 10s
+  leaderboard bench viewers --floor --viewers 15000 --procs 2 --rate 10000 --duration 20s   (the same run against the floor)
   leaderboard bench capacity --viewers 10000000 --updates 10000   (sizing, see docs/SCALING.md; -h for its figures)
 `)
 }
@@ -195,6 +196,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "floor-server":
 		return floorServerMain(args[1:], stdout, stderr)
+	case wsFloorMode:
+		return wsFloorServerMain(args[1:], stdout, stderr)
 	case "capacity":
 		return capacityMain(args[1:], stdout, stderr)
 	case viewersChildMode:

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Modes that drive load. "floor-server" and "viewers-child" are hidden helper modes, not load modes.
+// Modes that drive load. "floor-server", "ws-floor-server" and "viewers-child" are hidden helper
+// modes, not load modes.
 const (
 	ModeSubmit  = "submit"
 	ModeRead    = "read"
@@ -63,6 +64,7 @@ type Config struct {
 	SourceIPs   string  // local addresses viewer connections are spread over ("a..b" ranges, commas); "" = kernel's choice
 	Procs       int     // processes holding the viewers; > 1 re-executes this program as "bench viewers-child"
 	Idle        bool    // open and subscribe the viewers, submit nothing, measure the server's memory per connection
+	Floor       bool    // run against a "bench ws-floor-server" child process instead of URL (see wsfloor.go)
 
 	// Log receives progress lines (create, seeding, start); nil discards them.
 	Log io.Writer

@@ -84,34 +84,42 @@ func floorServerMain(args []string, stdout, stderr io.Writer) int {
 	srv := newFloorServer(*bodyBytes)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	code := waitForExit("floor-server", served, *exitOnEOF, *maxLifetime, stderr)
+	_ = srv.Close()
+	return code
+}
 
+// waitForExit is the end of a floor server's main: it returns 0 when the process is interrupted
+// or terminated, when --max-lifetime passes or (with exitOnEOF) when stdin is closed because the
+// parent went away, and 1 when serving fails.
+func waitForExit(mode string, served <-chan error, exitOnEOF bool, maxLifetime time.Duration, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
 	parentGone := make(chan struct{})
-	if *exitOnEOF {
+	if exitOnEOF {
 		go func() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
 			close(parentGone)
 		}()
 	}
-	lifetime := time.NewTimer(*maxLifetime)
+	lifetime := time.NewTimer(maxLifetime)
 	defer lifetime.Stop()
 
 	select {
 	case err := <-served:
-		fmt.Fprintf(stderr, "bench floor-server: %v\n", err)
+		fmt.Fprintf(stderr, "bench %s: %v\n", mode, err)
 		return 1
 	case <-sig:
 	case <-parentGone:
 	case <-lifetime.C:
 	}
-	_ = srv.Close()
 	return 0
 }
 
-// floorChild is a floor server running in a child process of this executable, so that its CPU
-// use is separate from the client's, as it would be for the real server.
+// floorChild is a floor server (floor-server or ws-floor-server) running in a child process of
+// this executable, so that its CPU use is separate from the client's, as it would be for the real
+// server.
 type floorChild struct {
 	addr  string
 	pid   int
@@ -121,27 +129,30 @@ type floorChild struct {
 
 const floorStartTimeout = 10 * time.Second
 
-// startFloorServer re-executes os.Executable() as "bench floor-server". Inside `go test` the
-// executable is the test binary, which must then dispatch to Main (see TestMain in the tests).
-func startFloorServer(ctx context.Context, logw io.Writer, bodyBytes int) (*floorChild, error) {
+// startFloorServer re-executes os.Executable() as "bench <mode> --addr 127.0.0.1:0
+// --exit-on-stdin-eof <args>" (mode is "floor-server" or "ws-floor-server") and waits for the
+// address it prints first. Inside `go test` the executable is the test binary, which must then
+// dispatch to Main (see TestMain in the tests).
+func startFloorServer(ctx context.Context, logw io.Writer, mode string, args ...string) (*floorChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("floor server: %w", err)
+		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
-	cmd := exec.Command(exe, "bench", "floor-server", "--addr", "127.0.0.1:0", "--exit-on-stdin-eof", "--body-bytes", strconv.Itoa(bodyBytes))
+	argv := append([]string{"bench", mode, "--addr", "127.0.0.1:0", "--exit-on-stdin-eof"}, args...)
+	cmd := exec.Command(exe, argv...)
 	if logw != io.Discard {
 		cmd.Stderr = logw
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("floor server: %w", err)
+		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("floor server: %w", err)
+		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("floor server: %w", err)
+		return nil, fmt.Errorf("%s: %w", mode, err)
 	}
 	c := &floorChild{pid: cmd.Process.Pid, cmd: cmd, stdin: stdin}
 
@@ -163,10 +174,10 @@ func startFloorServer(ctx context.Context, logw io.Writer, bodyBytes int) (*floo
 			}
 		}
 		c.stop()
-		return nil, fmt.Errorf("floor server (%s bench floor-server) did not print its address, first line %q", exe, line)
+		return nil, fmt.Errorf("%s (%s bench %s) did not print its address, first line %q", mode, exe, mode, line)
 	case <-timeout.C:
 		c.stop()
-		return nil, errors.New("floor server did not print its address within " + floorStartTimeout.String())
+		return nil, errors.New(mode + " did not print its address within " + floorStartTimeout.String())
 	case <-ctx.Done():
 		c.stop()
 		return nil, ctx.Err()

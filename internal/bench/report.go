@@ -85,6 +85,8 @@ type Report struct {
 // request fields of Report: requests, latency_ms of the acknowledgements, ops submit/marker).
 // MB are 10^6 bytes.
 type ViewersReport struct {
+	// Floor: the run was against "bench ws-floor-server" (--floor), a trivial broadcaster, not the service.
+	Floor             bool    `json:"floor"`
 	Leaderboard       string  `json:"leaderboard"`
 	Idle              bool    `json:"idle"`
 	Procs             int     `json:"procs"`

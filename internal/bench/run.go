@@ -57,7 +57,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	base := strings.TrimRight(cfg.URL, "/")
 	serverPID := 0
 	if cfg.Mode == ModeFloor {
-		child, err := startFloorServer(ctx, logw, cfg.BodyBytes)
+		child, err := startFloorServer(ctx, logw, "floor-server", "--body-bytes", strconv.Itoa(cfg.BodyBytes))
 		if err != nil {
 			return Report{}, err
 		}

@@ -48,6 +48,8 @@ func viewersFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.SourceIPs, "source-ips", c.SourceIPs, "local addresses the viewer connections are spread over: a..b ranges and/or commas\n(one address has ~28k ephemeral ports); \"\" = the kernel's choice (needed for a remote --url)")
 	fs.IntVar(&c.Procs, "procs", c.Procs, "processes holding the viewers (each holds viewers/procs; mind the open-files limit per process)")
 	fs.BoolVar(&c.Idle, "idle", c.Idle, "submit nothing: hold the subscribed viewers for --duration and report the server's memory per connection")
+	fs.BoolVar(&c.Floor, "floor", c.Floor, "instead of --url, run against a trivial gws broadcaster started as a child process (no ranking, one\n"+
+		"shared frame per flush written to every connection): the machine's floor for delivering these frames")
 }
 
 func (c Config) validateViewers() error {
@@ -88,7 +90,7 @@ func (c Config) validateViewers() error {
 	if err != nil {
 		return fmt.Errorf("--source-ips: %v", err)
 	}
-	if len(ips) > 0 && ips[0].IsLoopback() {
+	if len(ips) > 0 && ips[0].IsLoopback() && !c.Floor { // the floor listens on 127.0.0.1
 		u, _ := url.Parse(c.URL) // valid: checked by Validate
 		host := u.Hostname()
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -448,6 +450,20 @@ func parseMetrics(body []byte, v map[string]float64) bool {
 
 func (m metricsSample) delta(o metricsSample, name string) float64 { return o.v[name] - m.v[name] }
 
+// wsFloorArgs are the flags of the floor child: the window the viewers watch and where the markers
+// go (the floor keeps no ranking, so it is told the rank the tool aims at), and a lifetime that
+// outlasts the run should the parent die without closing its stdin.
+func wsFloorArgs(cfg Config) []string {
+	life := cfg.Warmup + cfg.Duration + readyTimeout(cfg, cfg.Viewers, cfg.Ramp) + 10*time.Minute
+	return []string{
+		"--top-limit", strconv.Itoa(cfg.TopLimit),
+		"--marker-rank", cfg.MarkerRank,
+		"--top-rate", strconv.FormatFloat(cfg.TopRate, 'g', -1, 64),
+		"--random-seed", strconv.FormatUint(cfg.Seed, 10),
+		"--max-lifetime", life.String(),
+	}
+}
+
 // markerSink is where marker acknowledgements go: the run's own table (to count them) and the
 // viewers (for children, through their stdin). ranks keeps the rank each marker's response gave.
 type markerSink struct {
@@ -523,6 +539,15 @@ var viewersReadyHook func(viewerSet)
 const viewerDrain = time.Second
 
 func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error) {
+	if cfg.Floor {
+		child, err := startFloorServer(ctx, logw, wsFloorMode, wsFloorArgs(cfg)...)
+		if err != nil {
+			return Report{}, err
+		}
+		defer child.stop()
+		cfg.URL, cfg.Token = "http://"+child.addr, ""
+		fmt.Fprintf(logw, "bench: the floor: %s (bench %s, pid %d), not the service\n", cfg.URL, wsFloorMode, child.pid)
+	}
 	rep := Report{
 		Mode:        cfg.Mode,
 		URL:         cfg.URL,
@@ -547,6 +572,7 @@ func runViewers(ctx context.Context, cfg Config, logw io.Writer) (Report, error)
 		Ramp:         cfg.Ramp,
 		SourceIPs:    len(ips),
 		Viewers:      cfg.Viewers,
+		Floor:        cfg.Floor,
 	}
 	if !cfg.Idle {
 		vr.TopRate = cfg.TopRate

@@ -10,6 +10,10 @@ import (
 func (r Report) writeViewersText(w io.Writer) error {
 	v := r.Viewers
 	var b strings.Builder
+	if v.Floor {
+		fmt.Fprintf(&b, "floor:       NOT the service: the same tool against bench %s, a trivial gws broadcaster in a\n"+
+			"             child process (no ranking, one frame per flush written to every connection): the machine's floor\n", wsFloorMode)
+	}
 	if v.Idle {
 		fmt.Fprintf(&b, "mode:        viewers (idle: no submissions)\n")
 	} else {
