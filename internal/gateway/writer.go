@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"bytes"
-	"encoding/binary"
 	"runtime"
 	"time"
-	"unsafe"
 
 	"github.com/lxzan/gws"
 	"golang.org/x/sys/unix"
@@ -35,9 +32,8 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 		p.chans[i] = ch
 		go func() {
 			n := 0
-			var wire wireFrames
 			for c := range ch {
-				c.writeQueued(&wire)
+				c.writeQueued(false)
 				// Let the HTTP handlers in between: a burst of thousands of
 				// writes otherwise keeps submissions waiting for its whole length.
 				if n++; n%16 == 0 {
@@ -51,58 +47,13 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 
 func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
 
-// wireFrames holds the last WebSocket frame (header and JSON) a pool writer
-// built. In a burst, the connections a writer serves one after the other get
-// the same Body (shared by every subscriber of a segment) after, usually, the
-// same Prefix (the same subscription id): their frames are the same bytes,
-// built once and written as they are, where gws would build and copy each.
-type wireFrames struct {
-	body, prefix []byte // what wire was built from; body compared by identity
-	wire         []byte
-}
-
-func (w *wireFrames) frame(f fanout.Frame) []byte {
-	if len(f.Body) > 0 && len(f.Body) == len(w.body) && &f.Body[0] == &w.body[0] && bytes.Equal(f.Prefix, w.prefix) {
-		return w.wire
-	}
-	// A new array each time: the previous one may still be referenced by
-	// nothing but this cache, and a write never outlives the call.
-	n := f.Len()
-	b := appendTextHeader(make([]byte, 0, n+10), n)
-	b = f.AppendJSON(b)
-	if len(f.Body) > 0 {
-		w.body, w.prefix, w.wire = f.Body, f.Prefix, b
-	}
-	return b
-}
-
-// appendTextHeader appends the header of an unfragmented, unmasked (server to
-// client), uncompressed text frame of n payload bytes (RFC 6455, 5.2). The
-// gateway never negotiates permessage-deflate, so no frame is compressed.
-func appendTextHeader(b []byte, n int) []byte {
-	const finText = 0x80 | byte(gws.OpcodeText)
-	switch {
-	case n < 126:
-		return append(b, finText, byte(n))
-	case n <= 0xFFFF:
-		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
-	}
-}
-
 // writeQueued writes what the connection has queued. A pool writer calls it
-// with its frame cache: it writes only while the socket has room (roomFor
+// with blocking false: it writes only while the socket has room (roomFor
 // admits a frame only when it fits in half the send buffer, so these writes
 // do not block and need no deadline, which would cost two timer updates per
 // connection per flush), and hands the rest to a goroutine of the connection's
-// own, which calls it with wire nil: every write then has a deadline.
-//
-// A pool writer writes the frame's bytes to the socket itself: one Write of
-// the whole frame, which the net package never interleaves with another
-// Write on the same connection (gws's own pings, pongs and close frames).
-func (c *wsConn) writeQueued(wire *wireFrames) {
-	blocking := wire == nil
+// own, which calls it with blocking true: every write then has a deadline.
+func (c *wsConn) writeQueued(blocking bool) {
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
@@ -114,60 +65,20 @@ func (c *wsConn) writeQueued(wire *wireFrames) {
 		f := c.queue[0]
 		if !blocking && !c.roomFor(f.Len()+14) {
 			c.qmu.Unlock()
-			go c.writeQueued(nil) // keeps scheduled: that goroutine owns the queue now
+			go c.writeQueued(true) // keeps scheduled: that goroutine owns the queue now
 			return
 		}
 		c.queue = c.queue[1:]
 		c.qmu.Unlock()
-		var err error
 		if blocking {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
 			c.deadline = true
-			err = c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body)
-		} else {
-			err = c.writeNow(wire.frame(f))
 		}
-		if err != nil {
+		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
 			c.abort()
 			return
 		}
 	}
-}
-
-// writeNow writes b, which roomFor said fits in the socket's send buffer.
-// The write is a raw system call, made without telling the Go scheduler (a
-// write to a non-blocking socket with room does not block): a pool writer
-// makes thousands in a row, and the scheduler's bookkeeping around each
-// system call, and its monitor thread taking over processors from writers
-// it sees in system calls, cost about as much as the user-space side of the
-// write itself on this kind of machine. Should the buffer be full after all
-// (EAGAIN), RawConn.Write waits for room like net.Conn.Write.
-func (c *wsConn) writeNow(b []byte) error {
-	if c.raw == nil {
-		_, err := c.ws.NetConn().Write(b)
-		return err
-	}
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for len(b) > 0 {
-			n, _, errno := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-			switch errno {
-			case 0:
-				b = b[n:]
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false
-			default:
-				werr = errno
-				return true
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	return werr
 }
 
 // release ends a writer's ownership of the connection's queue. A write
