@@ -385,3 +385,72 @@ func TestPingsAfterBurstsKeepConnectionsOpen(t *testing.T) {
 		t.Fatalf("window %v, want burst2 first", w.entries)
 	}
 }
+
+// TestMessageRateLimit: past its budget a client's messages are answered rate_limited and not acted
+// on, other connections are served as before, and a client that keeps sending is closed with 1008.
+func TestMessageRateLimit(t *testing.T) {
+	const burst = 5
+	addr := startServer(t, func(c *server.Config) {
+		c.WSMessageRate, c.WSMessageBurst = 0.01, burst // one token per 100 s: none refills during the test
+	})
+	seed(t, addr, "flood")
+	c, _, err := dial(t, addr, "flood", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range burst - 1 {
+		c.send(t, `{"type":"ping"}`)
+	}
+	c.send(t, `{"type":"subscribe","id":"ok","kind":"top","limit":3}`) // the last token
+	waitFor(t, "the snapshot of the last message within the burst", func() bool { return firstOfType(c.all(), "snapshot", "ok") != nil })
+	c.send(t, `{"type":"subscribe","id":"late","kind":"top","limit":3}`)
+	waitFor(t, "rate_limited", func() bool {
+		for _, m := range c.all() {
+			if m["type"] == "error" && m["code"] == "rate_limited" {
+				return true
+			}
+		}
+		return false
+	})
+	pongs := 0
+	for _, m := range c.all() {
+		if m["type"] == "pong" {
+			pongs++
+		}
+	}
+	if pongs != burst-1 {
+		t.Errorf("%d pongs, want %d", pongs, burst-1)
+	}
+	// The refused subscribe was not acted on, and the one before it still gets its updates.
+	post(t, "http://"+addr+"/v1/leaderboards/flood/scores", `{"participant_id":"top-of-all","score":999999999}`)
+	waitFor(t, "an update for the subscription made within the burst", func() bool { return firstOfType(c.all(), "update", "ok") != nil })
+	for _, m := range c.all() {
+		if m["id"] == "late" && m["type"] != "error" {
+			t.Fatalf("the refused subscribe was acted on: %v", m)
+		}
+	}
+
+	// Another connection is not affected.
+	other, _, err := dial(t, addr, "flood", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.send(t, `{"type":"subscribe","id":"t","kind":"top","limit":1}`)
+	waitFor(t, "the other connection's snapshot", func() bool { return firstOfType(other.all(), "snapshot", "t") != nil })
+
+	// burst refusals in a row close the flooding connection with 1008 (one was refused above).
+	for range burst - 1 {
+		c.send(t, `{"type":"ping"}`)
+	}
+	select {
+	case err := <-c.closed:
+		var ce *gws.CloseError
+		if !errors.As(err, &ce) || ce.Code != 1008 {
+			t.Fatalf("flooding connection closed with %v, want 1008", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection refused burst times in a row was not closed")
+	}
+	other.send(t, `{"type":"ping"}`)
+	waitFor(t, "the other connection's pong", func() bool { return firstOfType(other.all(), "pong", "") != nil })
+}

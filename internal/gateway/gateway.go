@@ -37,7 +37,15 @@ type Options struct {
 	SendQueue        int           // frames queued per connection before it counts as slow (default 256)
 	AllowedOrigins   []string      // empty: any origin
 	WriteTimeout     time.Duration // a write blocked this long closes the connection (default 10 s)
-	Logger           *slog.Logger
+	// MessageRate and MessageBurst bound the messages one client sends on a
+	// connection (a token bucket; default 10/s, burst 32): a subscribe costs
+	// a snapshot, and a client looping on it would take the processor from
+	// everyone else. A message past the limit is answered with an error
+	// rate_limited and not acted on; MessageBurst such answers in a row close
+	// the connection (1008). A negative MessageRate means no limit.
+	MessageRate  float64
+	MessageBurst int
+	Logger       *slog.Logger
 }
 
 // MaxMessageBytes bounds a client message; a larger frame closes the
@@ -82,6 +90,8 @@ type counters struct {
 	wsTotal, sseTotal, pollTotal atomic.Uint64
 	resyncs                      atomic.Uint64
 	rejected                     atomic.Uint64
+	messagesRefused              atomic.Uint64
+	rateLimited                  atomic.Uint64
 	sseActive, pollActive        atomic.Int64
 }
 
@@ -104,6 +114,12 @@ func New(hub Hub, opts Options) *Gateway {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.MessageRate == 0 {
+		opts.MessageRate = 10
+	}
+	if opts.MessageBurst <= 0 {
+		opts.MessageBurst = 32
 	}
 	g := &Gateway{hub: hub, opts: opts, log: opts.Logger, conns: map[*wsConn]struct{}{}, closed: make(chan struct{})}
 	g.writers = newWriterPool(g, 2*runtime.GOMAXPROCS(0), opts.MaxConnections)
@@ -129,6 +145,8 @@ type Stats struct {
 	Opened                     uint64 // WebSocket connections accepted in total
 	Rejected                   uint64 // upgrades refused by the connection cap
 	Resyncs                    uint64 // subscriptions told to resync
+	MessagesRefused            uint64 // client messages past MessageRate, answered rate_limited
+	RateLimitedCloses          uint64 // connections closed for sending past it MessageBurst times in a row
 }
 
 // Snapshot returns the gateway's counters.
@@ -136,6 +154,7 @@ func (g *Gateway) Snapshot() Stats {
 	return Stats{
 		WebSockets: g.count.Load(), SSE: g.stats.sseActive.Load(), LongPolls: g.stats.pollActive.Load(),
 		Opened: g.stats.wsTotal.Load(), Rejected: g.stats.rejected.Load(), Resyncs: g.stats.resyncs.Load(),
+		MessagesRefused: g.stats.messagesRefused.Load(), RateLimitedCloses: g.stats.rateLimited.Load(),
 	}
 }
 

@@ -38,6 +38,12 @@ type wsConn struct {
 	credit    int  // bytes known to fit in the send buffer without another check
 	deadline  bool // a blocking writer left a write deadline on the socket
 
+	// The client's message budget (see Options.MessageRate); only the
+	// connection's reader touches these.
+	tokens  float64
+	refill  time.Time
+	refused int // messages refused in a row
+
 	mu      sync.Mutex
 	subs    map[string]*wsSub // by the client's id
 	waiting bool              // some subscriptions wait for the queue to drain
@@ -207,6 +213,25 @@ func (c *wsConn) close() {
 	c.g.count.Add(-1)
 }
 
+// allowMessage takes one token from the connection's message budget.
+func (c *wsConn) allowMessage(now time.Time) bool {
+	rate, burst := c.g.opts.MessageRate, float64(c.g.opts.MessageBurst)
+	if rate < 0 {
+		return true
+	}
+	if c.refill.IsZero() {
+		c.tokens = burst
+	} else {
+		c.tokens = min(burst, c.tokens+now.Sub(c.refill).Seconds()*rate)
+	}
+	c.refill = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
 // events routes gws callbacks to the connection.
 type events struct{ g *Gateway }
 
@@ -242,6 +267,17 @@ func (e *events) OnMessage(socket *gws.Conn, message *gws.Message) {
 	if c == nil {
 		return
 	}
+	if !c.allowMessage(time.Now()) {
+		e.g.stats.messagesRefused.Add(1)
+		if c.refused++; c.refused >= e.g.opts.MessageBurst {
+			e.g.stats.rateLimited.Add(1)
+			socket.WriteClose(1008, []byte("too many messages"))
+			return
+		}
+		c.write(fanout.ErrorFrame("", board.CodeRateLimited, "more than "+strconv.FormatFloat(e.g.opts.MessageRate, 'g', -1, 64)+" messages per second on this connection; this one was not acted on"))
+		return
+	}
+	c.refused = 0
 	m, spec, err := decodeClientMessage(message.Bytes())
 	if err != nil {
 		var be *board.Error

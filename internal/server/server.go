@@ -75,6 +75,8 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	MaxConnections   int
 	MaxSubscriptions int
+	WSMessageRate    float64
+	WSMessageBurst   int
 	SendQueue        int
 	AllowedOrigins   string
 
@@ -144,6 +146,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "live updates: close a WebSocket from which nothing arrived for this long")
 	fs.IntVar(&c.MaxConnections, "max-connections", 18000, "live updates: WebSocket connections accepted; past it the upgrade gets 503 + Retry-After")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
+	fs.Float64Var(&c.WSMessageRate, "ws-message-rate", 10, "live updates: messages per second one WebSocket client may send (subscribe, unsubscribe, ping; 0 = unlimited); past it: error rate_limited, the message not acted on")
+	fs.IntVar(&c.WSMessageBurst, "ws-message-burst", 32, "live updates: burst of client messages per WebSocket; this many refused in a row close the connection (1008)")
 	fs.IntVar(&c.SendQueue, "send-queue", 256, "live updates: frames queued per connection before it is a slow reader (resync)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "live updates: comma-separated origins allowed to open WebSockets (empty: any)")
 	fs.StringVar(&c.Roles, "roles", "api,fanout,gateway,history", "with --kafka-brokers: the tiers this process runs (api: outbox relay; fanout; gateway; history: the audit log from the events topic)")
@@ -272,6 +276,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	gw := gateway.New(liveHub, gateway.Options{
 		PingInterval: cfg.PingInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		MaxConnections: cfg.MaxConnections, MaxSubscriptions: cfg.MaxSubscriptions, SendQueue: cfg.SendQueue,
+		MessageRate: wsMessageRate(cfg.WSMessageRate), MessageBurst: cfg.WSMessageBurst,
 		AllowedOrigins: splitList(cfg.AllowedOrigins), Logger: log,
 	})
 	rt.gw = gw
@@ -458,4 +463,13 @@ func servePprof(addr string, log *slog.Logger) {
 	if err := srv.ListenAndServe(); err != nil {
 		log.Warn("pprof server stopped", "err", err)
 	}
+}
+
+// wsMessageRate maps the flag's 0 (unlimited, as for the other rate flags)
+// to the gateway's negative rate; the gateway's 0 is its default.
+func wsMessageRate(flag float64) float64 {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
