@@ -2,11 +2,12 @@
 // polling, all fed the same frames by the fan-out hub.
 //
 // Why gws: in public benchmarks it spends the least CPU per message of the
-// mainstream Go WebSocket libraries, its asynchronous writer starts a goroutine
-// only while a connection has frames queued (an idle connection has just its
-// reader), and it writes a frame from several buffers at once, which lets a
-// subscription's small prefix and the segment's shared body go out without
-// being joined.
+// mainstream Go WebSocket libraries, an idle connection holds just its reader
+// goroutine and a small read buffer (11 KB per idle connection measured, see
+// docs/BENCHMARKS.md), and it writes a frame from several buffers at once,
+// which lets a subscription's small prefix and the segment's shared body go
+// out without being joined. Frames are written by the gateway's own pool of
+// writers (writer.go), not by gws's asynchronous writer.
 package gateway
 
 import (
