@@ -3,6 +3,7 @@ package api
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -83,6 +84,11 @@ type AccessOptions struct {
 	// CORSOrigins are the origins browsers may call the API from: exact
 	// origins such as https://example.com, or "*". Empty: no CORS headers.
 	CORSOrigins []string
+	// TrustedProxies are the addresses (load balancers, reverse proxies) whose
+	// X-Forwarded-For is believed: for a request from one of them, the client
+	// is the last address of that header that is not itself a trusted proxy.
+	// Empty: the TCP peer is the client, whatever the headers say.
+	TrustedProxies []netip.Prefix
 	// Now is the clock of the rate limits (time.Now when nil).
 	Now func() time.Time
 }
@@ -131,14 +137,58 @@ func (g *guard) sweep(now time.Time) {
 	}
 }
 
-// clientIP is the TCP peer's address: X-Forwarded-For and similar headers are
-// not trusted (anyone can set them).
-func clientIP(r *http.Request) string {
+// clientIP is the address the per-IP limits count a request against: the
+// TCP peer, unless the peer is a trusted proxy (anyone can set
+// X-Forwarded-For; only a proxy of the operator's is believed). Then the
+// header is read from the right, the proxy nearest the server first, past
+// every trusted proxy, to the first address that is not one: the addresses
+// left of it were set by the client and prove nothing. An entry that is not
+// an address ends the walk at the last trusted hop, so garbage in the header
+// can neither escape the limits nor pin them on someone else.
+func (g *guard) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	if len(g.opts.TrustedProxies) == 0 {
+		return host
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !g.trusted(peer) {
+		return host
+	}
+	client := peer
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		list := hops[i]
+		for list != "" {
+			var hop string
+			if j := strings.LastIndexByte(list, ','); j >= 0 {
+				hop, list = list[j+1:], list[:j]
+			} else {
+				hop, list = list, ""
+			}
+			addr, err := netip.ParseAddr(strings.TrimSpace(hop))
+			if err != nil {
+				return client.Unmap().String()
+			}
+			client = addr
+			if !g.trusted(addr) {
+				return addr.Unmap().String()
+			}
+		}
+	}
+	return client.Unmap().String() // every hop was a trusted proxy: the farthest one
+}
+
+func (g *guard) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range g.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // bearer returns the request's token: "Authorization: Bearer <token>", or,
@@ -222,7 +272,7 @@ func (g *guard) limit(r *http.Request, acc access) error {
 		return nil
 	}
 	now := g.now()
-	ip := clientIP(r)
+	ip := g.clientIP(r)
 	if ok, wait := g.ip.Allow(ratelimit.Key{A: ip}, now); !ok {
 		return &board.Error{Code: board.CodeRateLimited, Message: "too many requests from " + ip + "; retry after Retry-After seconds", RetryAfter: wait}
 	}

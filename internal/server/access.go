@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ func (c *Config) accessFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.UpgradeBurst, "upgrade-burst", 50, "burst of WebSocket upgrades and SSE streams per client IP")
 	fs.IntVar(&c.MaxInflight, "max-inflight", 2048, "requests served at once (live streams excepted; 0 = no cap); past it: 503 unavailable + Retry-After")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated origins browsers may call the API from (https://example.com, or *); empty: no CORS headers")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the load balancers in front of the server: for requests from them, the per-IP limits count the client named in X-Forwarded-For; empty: the TCP peer, headers ignored")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: with --tls-key, serve HTTPS")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 }
@@ -54,6 +56,11 @@ func setupAccess(cfg Config) (access, error) {
 		MaxInflight: cfg.MaxInflight,
 		CORSOrigins: splitList(cfg.CORSOrigins),
 	}
+	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return acc, err
+	}
+	acc.options.TrustedProxies = proxies
 	for _, o := range acc.options.CORSOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 			return acc, fmt.Errorf("--cors-origins: %q is not an origin such as https://example.com (or *)", o)
@@ -133,4 +140,27 @@ func ReadSecret(secret, dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("no secret: --secret is not given and %s does not exist (start the server once, or pass --secret)", auth.SecretPath(dataDir))
 	}
 	return s, err
+}
+
+// parseTrustedProxies reads --trusted-proxies: addresses (a single host) and
+// CIDR prefixes.
+func parseTrustedProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range splitList(list) {
+		if strings.Contains(item, "/") {
+			p, err := netip.ParsePrefix(item)
+			if err != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR prefix such as 10.0.0.0/8", item)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %q is neither an IP address nor a CIDR prefix", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -216,6 +217,47 @@ func TestIPFlood(t *testing.T) {
 	}
 }
 
+// TestTrustedProxies: behind a trusted proxy (here 127.0.0.2), each client
+// named in X-Forwarded-For has its own limit; from an untrusted address the
+// header is ignored, so rotating it does not escape the limit.
+func TestTrustedProxies(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.IPRate, cfg.IPBurst = 0.01, 5 // no token refills during the test
+	cfg.TrustedProxies = "127.0.0.2, 10.0.0.0/8"
+	addr, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	url := "http://" + addr + "/v1/leaderboards"
+	get := func(c *http.Client, xff string) int {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("X-Forwarded-For", xff)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	proxy, untrusted := loopbackClient("127.0.0.2"), loopbackClient("127.0.0.3")
+	for i := range 5 {
+		if status := get(proxy, "203.0.113.7"); status != 200 {
+			t.Fatalf("request %d of 203.0.113.7 within its burst: %d", i+1, status)
+		}
+	}
+	if status := get(proxy, "203.0.113.7"); status != 429 {
+		t.Fatalf("203.0.113.7 past its burst: %d, want 429", status)
+	}
+	if status := get(proxy, "198.51.100.1, 203.0.113.8"); status != 200 {
+		t.Fatalf("another client behind the proxy: %d, want 200", status)
+	}
+	for i := range 5 {
+		get(untrusted, "203.0.113."+strconv.Itoa(100+i))
+	}
+	if status := get(untrusted, "203.0.113.200"); status != 429 {
+		t.Fatalf("an untrusted peer rotating X-Forwarded-For: %d, want 429", status)
+	}
+}
+
 // syncBuffer is a log destination the server and the test may share.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -297,6 +339,8 @@ func TestAccessStartupErrors(t *testing.T) {
 		"half TLS":              {func(c *Config) { c.TLSCert = "cert.pem" }, "--tls-cert and --tls-key"},
 		"missing TLS files":     {func(c *Config) { c.TLSCert, c.TLSKey = "/nonexistent/c", "/nonexistent/k" }, "--tls-cert"},
 		"bad CORS origin":       {func(c *Config) { c.CORSOrigins = "example.com" }, "--cors-origins"},
+		"bad trusted proxy":     {func(c *Config) { c.TrustedProxies = "10.0.0.0/8, lb.internal" }, "--trusted-proxies"},
+		"bad trusted prefix":    {func(c *Config) { c.TrustedProxies = "10.0.0.0/33" }, "--trusted-proxies"},
 	} {
 		cfg := testConfig(t)
 		tc.edit(&cfg)

@@ -117,8 +117,10 @@ type Config struct {
 	UpgradeBurst int
 	MaxInflight  int
 	CORSOrigins  string
-	TLSCert      string
-	TLSKey       string
+	// TrustedProxies: see --trusted-proxies.
+	TrustedProxies string
+	TLSCert        string
+	TLSKey         string
 
 	// Console, when set, receives the few lines meant for a person at a
 	// terminal (the first admin token and a curl line to try it); they are
