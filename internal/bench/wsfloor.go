@@ -139,7 +139,7 @@ type wsFloor struct {
 
 	wmu    sync.Mutex
 	window []floorMarker // this flush window's markers, in arrival order
-	spare  []floorMarker // the flush loop's: the previous window's array
+	spare  []floorMarker // the previous window's array, reused for the next (under wmu)
 	rng    *rand.Rand
 
 	bestMu    sync.Mutex
@@ -607,20 +607,23 @@ func (f *wsFloor) subscribe(w http.ResponseWriter, r *http.Request) {
 // with other submissions only make no frame: the service sends a top-N subscriber nothing when its
 // window does not change, and the tool's random scores stay below its pads and markers.
 func (f *wsFloor) flush(now time.Time) *floorFrame {
+	// The two window arrays swap under wmu: flush may run on the loop and on a
+	// test at once, and neither may hand out an array the other is reading.
 	f.wmu.Lock()
 	ms := f.window
-	f.window = f.spare[:0]
+	f.window, f.spare = f.spare[:0], nil
 	f.wmu.Unlock()
-	if len(ms) == 0 {
-		f.spare = ms
-		return nil
+	var fr *floorFrame
+	if len(ms) > 0 {
+		f.mu.Lock()
+		v := f.version.Load() + 1
+		fr = &floorFrame{version: v, data: f.appendUpdate(nil, v-1, v, ms, now.UnixMilli())}
+		f.version.Store(v)
+		f.mu.Unlock()
 	}
-	f.mu.Lock()
-	v := f.version.Load() + 1
-	fr := &floorFrame{version: v, data: f.appendUpdate(nil, v-1, v, ms, now.UnixMilli())}
-	f.version.Store(v)
-	f.mu.Unlock()
+	f.wmu.Lock()
 	f.spare = ms[:0]
+	f.wmu.Unlock()
 	return fr
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/lbhq/leaderboard/internal/auth"
 	"github.com/lbhq/leaderboard/internal/redistest"
 	"github.com/lbhq/leaderboard/internal/server"
 )
@@ -125,6 +126,7 @@ func newTab(t *testing.T) context.Context {
 type testServer struct {
 	addr   string
 	base   string
+	token  string // admin token the test's own requests carry; empty with --auth=off
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -141,8 +143,12 @@ func testConfig() server.Config {
 
 func startServer(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
-	// The page only reads; the tests submit without tokens from one address.
-	cfg.Auth, cfg.IPRate, cfg.UpgradeRate = "off", 0, 0
+	// The page only reads; the tests submit from one address, without tokens
+	// unless the test gave the server a secret.
+	cfg.IPRate, cfg.UpgradeRate = 0, 0
+	if cfg.AuthSecret == "" {
+		cfg.Auth = "off"
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
@@ -159,6 +165,13 @@ func startServer(t *testing.T, cfg server.Config) *testServer {
 		t.Fatalf("server did not start: %v", err)
 	}
 	s.base = "http://" + s.addr
+	if cfg.AuthSecret != "" {
+		tok, err := auth.Mint([]byte(cfg.AuthSecret), auth.Admin, "browser-test", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.token = tok
+	}
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }
@@ -178,6 +191,12 @@ func (s *testServer) stop(t *testing.T) {
 
 func call(t *testing.T, method, url string, body any, out any) int {
 	t.Helper()
+	return callAs(t, "", method, url, body, out)
+}
+
+// callAs is call with a bearer token (none when tok is empty).
+func callAs(t *testing.T, tok, method, url string, body any, out any) int {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -186,6 +205,9 @@ func call(t *testing.T, method, url string, body any, out any) int {
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -203,7 +225,7 @@ func call(t *testing.T, method, url string, body any, out any) int {
 
 func createBoard(t *testing.T, s *testServer, id string) {
 	t.Helper()
-	if code := call(t, "POST", s.base+"/v1/leaderboards", map[string]any{"leaderboard_id": id, "name": "Cup " + id}, nil); code != 201 {
+	if code := callAs(t, s.token, "POST", s.base+"/v1/leaderboards", map[string]any{"leaderboard_id": id, "name": "Cup " + id}, nil); code != 201 {
 		t.Fatalf("create %s: %d", id, code)
 	}
 }
@@ -218,7 +240,7 @@ func submitBatch(t *testing.T, s *testServer, board string, scores []score) {
 	t.Helper()
 	for len(scores) > 0 {
 		n := min(len(scores), 1000)
-		if code := call(t, "POST", s.base+"/v1/leaderboards/"+board+"/scores:batch", map[string]any{"scores": scores[:n]}, nil); code != 200 {
+		if code := callAs(t, s.token, "POST", s.base+"/v1/leaderboards/"+board+"/scores:batch", map[string]any{"scores": scores[:n]}, nil); code != 200 {
 			t.Fatalf("batch: %d", code)
 		}
 		scores = scores[n:]
@@ -227,7 +249,7 @@ func submitBatch(t *testing.T, s *testServer, board string, scores []score) {
 
 func submit(t *testing.T, s *testServer, board, pid string, sc int64) {
 	t.Helper()
-	if code := call(t, "POST", s.base+"/v1/leaderboards/"+board+"/scores", score{ParticipantID: pid, Score: sc}, nil); code != 200 {
+	if code := callAs(t, s.token, "POST", s.base+"/v1/leaderboards/"+board+"/scores", score{ParticipantID: pid, Score: sc}, nil); code != 200 {
 		t.Fatalf("submit %s %d: %d", pid, sc, code)
 	}
 }
@@ -259,7 +281,7 @@ type page struct {
 func rankings(t *testing.T, s *testServer, board string, limit int) page {
 	t.Helper()
 	var p page
-	if code := call(t, "GET", fmt.Sprintf("%s/v1/leaderboards/%s/rankings?limit=%d", s.base, board, limit), nil, &p); code != 200 {
+	if code := callAs(t, s.token, "GET", fmt.Sprintf("%s/v1/leaderboards/%s/rankings?limit=%d", s.base, board, limit), nil, &p); code != 200 {
 		t.Fatalf("rankings: %d", code)
 	}
 	return p
@@ -504,6 +526,53 @@ func TestBrowserBurstEndsOnLatestState(t *testing.T) {
 		v, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById("follow-view").dataset.rank || "", document.getElementById("follow-view").dataset.score || ""]`))
 		return len(v) == 2 && v[0] == strconv.FormatInt(p.Rank, 10) && v[1] == strconv.FormatInt(p.Score, 10), fmt.Sprintf("panel %v, API rank %d score %d", v, p.Rank, p.Score)
 	})
+}
+
+// TestBrowserWithAuthReads: on a server whose reads need a token, the page
+// given one in its address's fragment shows the board and its live updates,
+// over WebSocket and, with WebSocket off, over SSE; the token leaves the
+// address bar; without a token the page shows no rows.
+func TestBrowserWithAuthReads(t *testing.T) {
+	tab := newTab(t)
+	for _, ws := range []bool{true, false} {
+		cfg := testConfig()
+		cfg.AuthSecret, cfg.AuthReads, cfg.WebSocket = "browser-test-secret-of-at-least-32-bytes", true, ws
+		s := startServer(t, cfg)
+		createBoard(t, s, "locked")
+		seed(t, s, "locked", 30)
+		if code := call(t, "GET", s.base+"/v1/leaderboards/locked/rankings", nil, nil); code != http.StatusUnauthorized {
+			t.Fatalf("a read without a token answers %d with --auth-reads, want 401", code)
+		}
+		viewer, err := auth.Mint([]byte(cfg.AuthSecret), auth.Participant, "viewer-1", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := map[bool]string{true: "websocket", false: "sse"}[ws]
+		ctx := withTimeout(t, tab, 30*time.Second)
+		open(t, ctx, s.base+"/?board=locked#token="+viewer)
+		waitState(t, ctx, state, 5*time.Second)
+		waitTop(t, ctx, s, "locked", 100, 5*time.Second)
+		if hash, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash`)); hash != "" {
+			t.Errorf("the token is still in the address: %q", hash)
+		}
+		submit(t, s, "locked", "late-riser", 1_000_000)
+		waitTop(t, ctx, s, "locked", 100, 3*time.Second)
+
+		// Another tab's session has no token: the page cannot read the board.
+		other := newTab(t)
+		octx := withTimeout(t, other, 30*time.Second)
+		open(t, octx, s.base+"/?board=locked")
+		waitFor(t, octx, 5*time.Second, "the page asks for a token", func() (bool, string) {
+			msg, _ := chromedp.Run(octx, chromedp.Evaluate[string](`document.getElementById("board-missing").hidden ? "" : document.getElementById("board-missing").textContent`))
+			return strings.Contains(msg, "#token="), "notice: " + msg
+		})
+		if rows, err := readRows(octx, "#top-body tr"); err != nil || len(rows) != 0 {
+			t.Errorf("without a token the page shows %d rows (%v)", len(rows), err)
+		}
+		open(t, ctx, "about:blank")
+		open(t, octx, "about:blank")
+		s.stop(t)
+	}
 }
 
 // TestBrowserFallsBackToSSE: with WebSocket disabled on the server the page

@@ -33,6 +33,30 @@ const ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 const $ = (id) => document.getElementById(id);
 const enc = encodeURIComponent;
+
+// ---- an access token, for a server started with --auth-reads ----
+
+// TOKEN comes from the address's fragment (/#token=...): a fragment is never sent to the server,
+// so the token stays out of its logs and out of Referer headers. The page keeps it for this tab
+// (sessionStorage) and takes it out of the address bar at once.
+const TOKEN = (() => {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  let tok = frag.get("token") || "";
+  if (tok) {
+    try { sessionStorage.setItem("leaderboard-token", tok); } catch { /* storage off: this load only */ }
+    frag.delete("token");
+    const rest = frag.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+  } else {
+    try { tok = sessionStorage.getItem("leaderboard-token") || ""; } catch { /* storage off */ }
+  }
+  return tok;
+})();
+// authHeaders are the headers of the page's own requests; withToken adds the token to a
+// WebSocket or SSE address (browsers cannot set headers on those; the server accepts
+// ?access_token= on the live routes only).
+const authHeaders = (h) => (TOKEN ? { ...h, Authorization: `Bearer ${TOKEN}` } : h);
+const withToken = (url) => (TOKEN ? `${url}${url.includes("?") ? "&" : "?"}access_token=${enc(TOKEN)}` : url);
 const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : "");
 const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
@@ -41,7 +65,7 @@ const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 // api GETs a JSON resource. It resolves to {status, etag, body}; a network failure or timeout
 // rejects.
 async function api(path, etag) {
-  const headers = { Accept: "application/json" };
+  const headers = authHeaders({ Accept: "application/json" });
   if (etag) headers["If-None-Match"] = etag;
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), REQUEST_TIMEOUT_MS);
@@ -124,7 +148,7 @@ function subQuery(sub) {
 }
 
 class Connection {
-  // ui: {changed(key), transport(state), board(meta), status(status), missing(bool), followError(msg)}
+  // ui: {changed(key), transport(state), board(meta), status(status), missing(false|"missing"|"locked"), followError(msg)}
   constructor(board, limit, follow, force, ui) {
     this.board = board; this.ui = ui; this.force = LADDER.includes(force) ? force : "";
     this.top = newSub("top", { kind: "top", limit });
@@ -182,6 +206,7 @@ class Connection {
     }
     if (gen !== this.gen || this.stopped) return;
     if (r.status === 404) return this.missing(gen);
+    if (r.status === 401 || r.status === 403) return this.missing(gen, "locked"); // --auth-reads
     if (r.status !== 200) return this.down(gen, false);
     this.ui.missing(false);
     this.ui.board(r.body);
@@ -216,11 +241,13 @@ class Connection {
     this.after(g, 100 + Math.random() * cap, () => this.connect());
   }
 
-  missing(gen) {
+  // missing: the board cannot be shown, because it does not exist (why "missing") or because
+  // the server wants a token this page does not have ("locked"); the page asks again later.
+  missing(gen, why = "missing") {
     if (gen !== this.gen) return;
     const g = ++this.gen;
     this.close();
-    this.ui.missing(true);
+    this.ui.missing(why);
     this.ui.transport(this.everUp ? "reconnecting" : "connecting");
     this.after(g, NOT_FOUND_RETRY_MS, () => this.connect());
   }
@@ -295,14 +322,14 @@ class Connection {
       this.dialWebSocket(gen, own, false);
       return;
     }
-    fetch(`${boardPath(this.board)}/connect`)
+    fetch(`${boardPath(this.board)}/connect`, { headers: authHeaders({}) })
       .then((r) => (r.ok ? r.json() : null))
       .then((j) => { if (gen === this.gen) this.dialWebSocket(gen, j && j.url ? j.url : own, !!(j && j.url)); })
       .catch(() => { if (gen === this.gen) this.dialWebSocket(gen, own, false); });
   }
 
   dialWebSocket(gen, url, routed) {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(withToken(url));
     let opened = false;
     let last = Date.now();
     const beat = setInterval(() => {
@@ -363,7 +390,7 @@ class Connection {
       const q = subQuery(sub);
       const from = fresh ? null : sub.win.resumePoint();
       if (from) { q.set("since_version", String(from.since_version)); q.set("epoch", from.epoch); }
-      const es = new EventSource(`${boardPath(this.board)}/stream?${q}`);
+      const es = new EventSource(withToken(`${boardPath(this.board)}/stream?${q}`));
       streams.add(es);
       sub.es = es; sub.epoch = ""; sub.awaiting = false;
       let opened = false;
@@ -645,7 +672,10 @@ function renderHead() {
   }
   const miss = $("board-missing");
   miss.hidden = !app.missing;
-  miss.textContent = app.missing ? `Leaderboard “${app.board}” does not exist (yet). Retrying…` : "";
+  miss.textContent = !app.missing ? ""
+    : app.missing === "locked"
+      ? `This server shows “${app.board}” only with an access token: open this page as …/#token=<token>. Retrying…`
+      : `Leaderboard “${app.board}” does not exist (yet). Retrying…`;
 }
 
 function duration(ms) {
