@@ -264,10 +264,18 @@ func (s *Service) lookup(id string) (meta, error) {
 		c = *m
 	}
 	s.mu.RUnlock()
-	if !ok {
-		if s.shared && s.refresh(context.Background(), false) {
-			return s.lookup(id)
+	if !ok && s.shared {
+		// Another process may have created it: look again after a read of the
+		// shared store that started after this miss.
+		s.refreshAfter(context.Background(), time.Now())
+		s.mu.RLock()
+		m, ok = s.boards[id]
+		if ok {
+			c = *m
 		}
+		s.mu.RUnlock()
+	}
+	if !ok {
 		return meta{}, errBoardNotFound(id)
 	}
 	return c, nil
@@ -472,7 +480,7 @@ func (s *Service) complete(ctx context.Context, id string) error {
 // limit buckets that are full again. Run it every second or so.
 func (s *Service) Sweep(ctx context.Context) {
 	if s.shared {
-		s.refresh(ctx, true)
+		s.refresh(ctx)
 	}
 	now := s.now()
 	var due, changed []string

@@ -434,28 +434,44 @@ func (s *Service) Events(ctx context.Context, id, participant string, offset, li
 	return es, nil
 }
 
-// refreshEvery bounds how often an unknown id makes a shared service re-read
-// the leaderboards, so that a stream of bad ids cannot hammer the database.
-const refreshEvery = time.Second
+// refreshSpacing is the least time between two reads of the leaderboards
+// on behalf of unknown ids, so that a stream of bad ids cannot hammer the
+// database (at most 1/refreshSpacing reads a second, one at a time).
+const refreshSpacing = 100 * time.Millisecond
+
+// refreshAfter makes sure the leaderboards were read from the shared history
+// store at or after missAt, the moment a lookup did not find an id: a
+// leaderboard another process created before that moment is then known. A
+// read that started after missAt (another lookup's) is enough; otherwise this
+// one waits for refreshSpacing to pass since the last read, then reads.
+func (s *Service) refreshAfter(ctx context.Context, missAt time.Time) {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if !s.lastRefresh.Before(missAt) {
+		return
+	}
+	if wait := refreshSpacing - time.Since(s.lastRefresh); wait > 0 {
+		time.Sleep(wait)
+	}
+	s.refreshLocked(ctx)
+}
 
 // refresh loads, from a shared history store, the leaderboards this process
 // does not know and the changes other processes made to those it knows (the
 // history store is written synchronously on every change, so it is never
-// behind). It reports whether a leaderboard was added. Unless force, it does
-// nothing within refreshEvery of the previous refresh.
-func (s *Service) refresh(ctx context.Context, force bool) bool {
+// behind).
+func (s *Service) refresh(ctx context.Context) {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	now := time.Now()
-	if !force && now.Sub(s.lastRefresh) < refreshEvery {
-		return false
-	}
-	s.lastRefresh = now
+	s.refreshLocked(ctx)
+}
+
+func (s *Service) refreshLocked(ctx context.Context) {
+	s.lastRefresh = time.Now() // when the read started: what it returns is at least this fresh
 	boards, err := s.hs.Boards(ctx)
 	if err != nil {
-		return false
+		return // the next lookup or sweep tries again
 	}
-	added := false
 	at := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -467,7 +483,6 @@ func (s *Service) refresh(ctx context.Context, force bool) bool {
 			m = metaOf(b)
 			m.notified = m.status(at)
 			s.boards[b.ID] = m
-			added = true
 		case !m.completed:
 			m.name, m.endsAt, m.paused, m.startsAt = b.Name, b.EndsAt, b.Paused, b.StartsAt
 			if b.Completed {
@@ -476,5 +491,4 @@ func (s *Service) refresh(ctx context.Context, force bool) bool {
 			}
 		}
 	}
-	return added
 }

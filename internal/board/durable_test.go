@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/history"
@@ -91,5 +94,67 @@ func TestSharedHistoryRefresh(t *testing.T) {
 	}
 	if _, err := b.Get(ctx, "never"); err == nil {
 		t.Fatal("unknown board found")
+	}
+}
+
+// countingHistory counts the reads of the leaderboard list.
+type countingHistory struct {
+	history.Store
+	reads atomic.Int64
+}
+
+func (c *countingHistory) Boards(ctx context.Context) ([]history.Board, error) {
+	c.reads.Add(1)
+	return c.Store.Boards(ctx)
+}
+
+// TestSharedLookupAfterCreate: a leaderboard created on one process is found
+// by another right away, even when that other one has just re-read the list
+// for an unknown id (it used to answer 404 for up to a second: a submission
+// through another API node right after the create got leaderboard_not_found);
+// and a flood of unknown ids reads the list at most about once per
+// refreshSpacing (100 ms), not once per request (each waits for the next
+// read, at most about 100 ms).
+func TestSharedLookupAfterCreate(t *testing.T) {
+	ctx := context.Background()
+	hs, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	counted := &countingHistory{Store: hs}
+	st := memory.New(memory.Options{})
+	a := board.New(st, board.Options{History: hs, Shared: true})
+	b := board.New(st, board.Options{History: counted, Shared: true})
+	for i := range 3 {
+		if _, err := b.Get(ctx, "unknown"); err == nil {
+			t.Fatal("unknown board found")
+		}
+		id := fmt.Sprintf("fresh-%d", i)
+		if _, err := a.Create(ctx, board.CreateRequest{ID: id, Name: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Submit(ctx, id, board.ScoreInput{ParticipantID: "p", Score: 1}); err != nil {
+			t.Fatalf("submission on the other process right after the create: %v", err)
+		}
+	}
+
+	before := counted.reads.Load()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				if _, err := b.Get(ctx, fmt.Sprintf("bad-%d-%d", w, i)); err == nil {
+					t.Error("a bad id was found")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reads, took := counted.reads.Load()-before, time.Since(start)
+	// One read per 100 ms at most, plus the first one: 80 lookups are not 80 reads.
+	if limit := int64(took/(100*time.Millisecond)) + 2; reads > limit {
+		t.Fatalf("80 lookups of unknown ids read the list %d times in %v (at most %d)", reads, took, limit)
 	}
 }

@@ -178,7 +178,10 @@ func TestAcrossProcesses(t *testing.T) {
 	if st := jsonCall(t, "POST", api1.base+"/v1/leaderboards", `{"leaderboard_id":"c","name":"C"}`, nil); st != 201 {
 		t.Fatalf("create: %d\n%s", st, api1.log())
 	}
-	jsonCall(t, "POST", api2.base+"/v1/leaderboards/c/scores", `{"participant_id":"first","score":1}`, nil)
+	// On the other API process, right after the create: it must know the board already.
+	if st := jsonCall(t, "POST", api2.base+"/v1/leaderboards/c/scores", `{"participant_id":"first","score":1}`, nil); st != 200 {
+		t.Fatalf("first submission on the other API process: %d\n%s", st, api2.log())
+	}
 	v1 := watchTop(t, gw1.base, "c", 10, nil)
 	v2 := watchTop(t, gw2.base, "c", 10, nil)
 	waitFor(t, "both viewers' snapshots", func() bool {
