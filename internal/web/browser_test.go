@@ -537,6 +537,10 @@ func TestBrowserWithAuthReads(t *testing.T) {
 	for _, ws := range []bool{true, false} {
 		cfg := testConfig()
 		cfg.AuthSecret, cfg.AuthReads, cfg.WebSocket = "browser-test-secret-of-at-least-32-bytes", true, ws
+		// Two tabs' navigations leave Chromium's speculative connections open
+		// without a request, and net/http's Shutdown counts such a connection
+		// as active for its first 5 s: give the stop longer than that.
+		cfg.ShutdownTimeout = 10 * time.Second
 		s := startServer(t, cfg)
 		createBoard(t, s, "locked")
 		seed(t, s, "locked", 30)
@@ -571,6 +575,7 @@ func TestBrowserWithAuthReads(t *testing.T) {
 		}
 		open(t, ctx, "about:blank")
 		open(t, octx, "about:blank")
+		waitStreamsClosed(t, ctx, s)
 		s.stop(t)
 	}
 }
@@ -611,8 +616,20 @@ func TestBrowserFallsBackToSSE(t *testing.T) {
 	// Leaving the page closes its streams (the gateway's Shutdown ends
 	// WebSockets only, so http.Server.Shutdown would wait for open streams).
 	open(t, ctx, "about:blank")
+	waitStreamsClosed(t, ctx, s)
+}
+
+// waitStreamsClosed waits until the server holds no SSE stream (the gateway's
+// Shutdown ends WebSockets only, so http.Server.Shutdown would wait for open
+// streams).
+func waitStreamsClosed(t *testing.T, ctx context.Context, s *testServer) {
+	t.Helper()
 	waitFor(t, ctx, 3*time.Second, "the page's SSE streams closed", func() (bool, string) {
-		res, err := http.Get(s.base + "/metrics")
+		req, _ := http.NewRequest("GET", s.base+"/metrics", nil)
+		if s.token != "" {
+			req.Header.Set("Authorization", "Bearer "+s.token)
+		}
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}
