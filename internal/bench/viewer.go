@@ -474,7 +474,7 @@ func (g *viewerGroup) finish() *groupResult {
 }
 
 // viewer is one WebSocket connection with one subscription (id "v"). Its state belongs to its own
-// goroutine: gws calls OnMessage on the goroutine running ReadLoop, which is the viewer's.
+// goroutine, which runs readLoop (viewer_read.go) and so handles every frame.
 type viewer struct {
 	g    *viewerGroup
 	idx  int // global index over all processes
@@ -550,7 +550,10 @@ func (v *viewer) run(at time.Time, sem chan struct{}) {
 		if err := conn.WriteMessage(gws.OpcodeText, v.subscribe(true)); err != nil {
 			g.sample("subscribe: " + err.Error())
 		}
-		conn.ReadLoop() // until the connection closes
+		if err := v.readLoop(conn); err != nil && !g.stopping.Load() {
+			g.sample("connection closed: " + err.Error())
+		}
+		_ = conn.NetConn().Close()
 		v.settle(false)
 		if g.stopping.Load() {
 			return
@@ -650,6 +653,7 @@ func (v *viewer) OnPing(socket *gws.Conn, payload []byte) { _ = socket.WritePong
 
 func (v *viewer) OnPong(*gws.Conn, []byte) {}
 
+// OnMessage is not called (readLoop reads the frames, not gws's ReadLoop); it completes gws.Event.
 func (v *viewer) OnMessage(socket *gws.Conn, m *gws.Message) {
 	v.onFrame(socket, m.Bytes(), time.Now().UnixNano())
 	_ = m.Close()
