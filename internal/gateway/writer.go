@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"runtime"
 	"time"
 
@@ -75,7 +76,7 @@ func (c *wsConn) writeQueued(blocking bool) {
 			c.deadline = true
 		}
 		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
-			c.abort()
+			c.abort(err)
 			return
 		}
 	}
@@ -98,14 +99,20 @@ func (c *wsConn) release() {
 	c.queue = c.first[:0]
 }
 
-// abort closes a connection whose write failed; its reader then sees the
-// close and unsubscribes everything.
-func (c *wsConn) abort() {
+// abort stops writing to a connection whose write failed, and closes it; its
+// reader then sees the close and unsubscribes everything. When gws refused the
+// write because it is closing the connection itself (a close frame on its way:
+// 1008 for a flooding client, 1009 for an oversized message), the socket is
+// left to gws: closing it here could beat that close frame to the wire, and
+// the client would see the connection drop without its close code.
+func (c *wsConn) abort(err error) {
 	c.qmu.Lock()
 	c.queue = nil
 	c.scheduled = true // nothing more is written
 	c.qmu.Unlock()
-	_ = c.ws.NetConn().Close()
+	if !errors.Is(err, gws.ErrConnClosed) {
+		_ = c.ws.NetConn().Close()
+	}
 }
 
 // roomFor reports whether the socket's send buffer can take n more bytes
