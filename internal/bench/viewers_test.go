@@ -66,6 +66,26 @@ func viewersConfig(url string) Config {
 	return cfg
 }
 
+// runViewersJSON runs `bench viewers` with args and returns its JSON report, decoded and as
+// printed; a non-zero exit or a report that does not decode fails the test.
+func runViewersJSON(t *testing.T, args ...string) (Report, []byte) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(stderr.String()) // the tool's progress lines say where a failed run went wrong
+		}
+	})
+	if code := Main(append(append([]string{"viewers"}, args...), "--json", "-"), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	return rep, stdout.Bytes()
+}
+
 // checkDelivery asserts what every healthy run must show; it never looks at how long things took.
 func checkDelivery(t *testing.T, rep Report, viewers int) {
 	t.Helper()
@@ -111,17 +131,9 @@ func checkDelivery(t *testing.T, rep Report, viewers int) {
 
 func TestViewersMixAgainstServer(t *testing.T) {
 	url := startLeaderboardServer(t)
-	var stdout, stderr bytes.Buffer
-	code := Main([]string{"viewers", "--url", url, "--viewers", "50", "--mix", "top=3,participant=1,around=1",
+	rep, raw := runViewersJSON(t, "--url", url, "--viewers", "50", "--mix", "top=3,participant=1,around=1",
 		"--participants", "2000", "--rate", "200", "--top-rate", "50", "--duration", "2s", "--warmup", "300ms",
-		"--connections", "4", "--ramp", "1000", "--random-seed", "7", "--json", "-"}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit code %d, stderr:\n%s", code, stderr.String())
-	}
-	var rep Report
-	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
-	}
+		"--connections", "4", "--ramp", "1000", "--random-seed", "7")
 	checkDelivery(t, rep, 50)
 	v := rep.Viewers
 	want := map[string]int64{"top": 30, "participant": 10, "around": 10}
@@ -143,7 +155,7 @@ func TestViewersMixAgainstServer(t *testing.T) {
 	}
 	// The raw JSON has the documented keys.
 	var m map[string]any
-	_ = json.Unmarshal(stdout.Bytes(), &m)
+	_ = json.Unmarshal(raw, &m)
 	vm, _ := m["viewers"].(map[string]any)
 	for _, k := range []string{"connected", "latency_ms", "frames_per_s", "mb_per_s", "bytes_per_frame", "chain_breaks", "resyncs",
 		"errors", "server", "kinds", "top_seen_ratio", "marker_rank", "marker_lowest_rank", "pads", "marker_ranks"} {
