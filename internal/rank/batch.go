@@ -3,11 +3,11 @@ package rank
 // Batched operations that overlap the cache misses of independent requests.
 //
 // One lookup on a large board is a chain of dependent misses: index slot, then
-// record, then (inner nodes being mostly cached) the leaf's node header, then
-// the leaf's keys. Nothing shortens one chain. But the chains of different
+// (inner nodes being mostly cached) the leaf, with the record that confirms the
+// id alongside. Nothing shortens one chain. But the chains of different
 // requests are independent, so a batch runs them in lockstep, one stage at a
-// time: every request's slot is loaded before any record, every record before
-// any descent, and every leaf is touched before any is scanned. The loads of one
+// time: every request's slot is loaded before any descent, and every leaf and
+// record is touched before any leaf is scanned or id confirmed. The loads of one
 // stage do not depend on each other, so the processor keeps many misses in
 // flight at once (group prefetching). Go has no prefetch instruction, so a
 // "touch" is a real load whose value is summed into warmSink.
@@ -39,21 +39,23 @@ func (r *Ranking) rankChunk(ids []string, out []int) {
 	var (
 		hv    [batchLanes]uint64
 		keys  [batchLanes]entry
+		slots [batchLanes]int
 		lane  [batchLanes]int
 		nodes [batchLanes]*node
 		pos   [batchLanes]int
 	)
-	// Stages 1 and 2: every index slot, then every record.
-	sink := r.p.warm(ids, hv[:len(ids)])
-	// Stage 3: resolve the handles and read the keys, all in cache now.
+	// Stage 1: every index slot.
+	sink := r.p.touchSlots(ids, hv[:len(ids)])
+	// Stage 2: the key of each id's first slot with a matching tag, in cache
+	// now. The record that confirms it is loaded later, with the leaves.
 	m := 0
-	for i, id := range ids {
-		h, ok := r.p.findHashed(id, hv[i])
-		if !ok {
+	for i := range ids {
+		si := r.p.candidate(hv[i], r.p.home(hv[i]))
+		if si < 0 {
 			out[i] = 0
 			continue
 		}
-		keys[m], lane[m] = r.entryOf(h), i
+		keys[m], slots[m], lane[m] = r.entryOf(si), si, i
 		m++
 	}
 	if m == 0 || r.t.root == nil {
@@ -63,9 +65,10 @@ func (r *Ranking) rankChunk(ids []string, out []int) {
 		r.warmSink += sink
 		return
 	}
-	// Stage 4: descend all keys in lockstep, one level at a time. Inner nodes
+	// Stage 3: descend all keys in lockstep, one level at a time. Inner nodes
 	// are few and mostly cached (touching them first measured slower); the leaf
-	// level is the miss, so every leaf is touched before any is searched.
+	// level is the miss, so every leaf (and every record) is touched before any
+	// is searched.
 	for j := range m {
 		nodes[j] = r.t.root
 	}
@@ -78,8 +81,18 @@ func (r *Ranking) rankChunk(ids []string, out []int) {
 		}
 	}
 	sink += touchNodes(nodes[:m])
-	// Stage 5: the leaves are in cache; finish each rank as tree.rank does.
 	for j := range m {
+		sink += uint64(r.p.rec(keys[j].h)[0])
+	}
+	// Stage 4: the leaves and records are in cache; confirm each id and finish
+	// its rank as tree.rank does. A slot whose tag matched another participant's
+	// (about one in a billion) takes the single path.
+	for j := range m {
+		id := ids[lane[j]]
+		if !r.p.holds(slots[j], id) {
+			out[lane[j]] = r.Rank(id)
+			continue
+		}
 		n := nodes[j]
 		i := r.t.lowerBound(n, &keys[j])
 		if i == len(n.keys) || n.keys[i].h != keys[j].h {
@@ -91,9 +104,10 @@ func (r *Ranking) rankChunk(ids []string, out []int) {
 	r.warmSink += sink
 }
 
-// touchNodes loads the headers of nodes (a node and its keys are two separate
-// allocations), then the cache lines of their keys (and, for inner nodes,
-// counts); the loads of each pass are independent of one another.
+// touchNodes loads the headers of nodes, then the cache lines of their keys
+// (and, for inner nodes, counts); the loads of each pass are independent of one
+// another. (The arrays follow the header in the same allocation, but their
+// address is read from it.)
 func touchNodes(nodes []*node) uint64 {
 	var sink uint64
 	for _, n := range nodes {
@@ -163,7 +177,7 @@ func (r *Ranking) warmSubs(subs []Sub, policy Policy) {
 	for i := range subs {
 		ids[i] = subs[i].ID
 	}
-	sink := r.p.warm(ids[:len(subs)], hv[:len(subs)])
+	sink := r.p.touchSlots(ids[:len(subs)], hv[:len(subs)])
 	m := 0
 	for i := range subs {
 		s := &subs[i]
@@ -171,13 +185,18 @@ func (r *Ranking) warmSubs(subs []Sub, policy Policy) {
 			continue // Submit will panic on it; nothing to warm
 		}
 		k1, k2 := packKey(r.norm(s.Score), s.At)
-		h, ok := r.p.findHashed(s.ID, hv[i])
-		if !ok {
+		// The first slot whose tag matches is taken for the participant's
+		// without reading its record (loaded below, with the leaves): a guess
+		// that is wrong about once in a billion, and costs a wasted load then.
+		si := r.p.candidate(hv[i], r.p.home(hv[i]))
+		if si < 0 {
 			keys[m] = entry{k1, k2, noHandle}
 			m++
 			continue
 		}
-		old := r.entryOf(h)
+		old := r.entryOf(si)
+		sink += uint64(r.p.rec(old.h)[0])
+		h := old.h
 		keys[m] = old
 		m++
 		oldS, _ := unpackKey(old.k1, old.k2)

@@ -99,6 +99,18 @@ func TestBatchMatchesSingleSmallNodes(t *testing.T) {
 	}
 }
 
+func TestBatchMatchesSingleCollidingTags(t *testing.T) {
+	withSmallNodes(t)
+	withCollidingTags(t)
+	for _, order := range []Order{Descending, Ascending} {
+		for _, policy := range []Policy{PolicySet, PolicyBest} {
+			t.Run(fmt.Sprintf("order=%d/policy=%d", order, policy), func(t *testing.T) {
+				batchCase(t, order, policy, 300, 200, 150, 3)
+			})
+		}
+	}
+}
+
 func TestBatchMatchesSingleLargeNodes(t *testing.T) {
 	for _, order := range []Order{Descending, Ascending} {
 		for _, policy := range []Policy{PolicySet, PolicyBest} {

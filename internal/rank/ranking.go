@@ -90,9 +90,10 @@ func (r *Ranking) Better(a, b uint64) bool {
 	return a < b
 }
 
-func (r *Ranking) entryOf(h uint32) entry {
-	k1, k2 := r.p.key(h)
-	return entry{k1, k2, h}
+// entryOf returns the tree entry of the participant in slot si.
+func (r *Ranking) entryOf(si int) entry {
+	k1, k2 := r.p.key(si)
+	return entry{k1, k2, r.p.handle(si)}
 }
 
 func (r *Ranking) decode(pos int, e *entry) Entry {
@@ -111,33 +112,61 @@ func (r *Ranking) Submit(id string, score uint64, at int64, policy Policy) Chang
 		panic("rank: Submit out of range")
 	}
 	k1, k2 := packKey(r.norm(score), at)
-	h, existed := r.p.find(id)
-	if !existed {
-		h = r.p.insert(id, k1, k2)
-		pos := r.t.insert(entry{k1, k2, h})
-		return Change{Updated: true, NewScore: score, NewAt: at, NewRank: pos + 1}
-	}
-	old := r.entryOf(h)
-	oldS, oldAt := unpackKey(old.k1, old.k2)
-	oldScore := r.norm(oldS)
-	if score == oldScore || (policy == PolicyBest && !r.Better(score, oldScore)) {
-		pos, _ := r.t.rank(old)
+	p := &r.p
+	hv := p.hash(id)
+	// As in locate: the first slot whose tag matches is trusted for the
+	// descents, to the leaf of the participant's entry and (when the
+	// submission will change it) to the leaf where the new key goes, and the
+	// record that confirms the id is loaded alongside the two leaves: three
+	// misses in flight together. Nothing changes before the id is confirmed.
+	var oldPath, newPath path
+	for si := p.candidate(hv, p.home(hv)); si >= 0; si = p.candidate(hv, p.next(si)) {
+		old := r.entryOf(si)
+		to := entry{k1, k2, old.h}
+		leaf, base, lo, hi := r.t.leafOf(&old, &oldPath)
+		oldS, oldAt := unpackKey(old.k1, old.k2)
+		oldScore := r.norm(oldS)
+		change := score != oldScore && (policy != PolicyBest || r.Better(score, oldScore))
+		// A new key inside the old leaf's bounds (most small improvements)
+		// moves within that leaf; another needs the leaf it goes to.
+		inLeaf := (lo == nil || !r.t.less(&to, lo)) && (hi == nil || r.t.less(&to, hi))
+		var newLeaf *node
+		var newBase int
+		if change && !inLeaf {
+			newLeaf, newBase, _, _ = r.t.leafOf(&to, &newPath)
+		}
+		rec := p.rec(old.h)
+		n := int(rec[0])
+		i := r.t.lowerBound(leaf, &old)
+		if newLeaf != nil && len(newLeaf.keys) > 0 {
+			r.warmSink += newLeaf.keys[0].k1 // its miss overlaps the old leaf's and the record's
+		}
+		if n != len(id) || string(rec[recHeader:recHeader+n]) != id {
+			continue
+		}
+		oldPos := base + i
+		if !change {
+			return Change{
+				Existed: true, OldScore: oldScore, OldAt: oldAt, OldRank: oldPos + 1,
+				NewScore: oldScore, NewAt: oldAt, NewRank: oldPos + 1,
+			}
+		}
+		p.setKey(si, k1, k2)
+		var newPos int
+		if inLeaf {
+			newPos = base + r.t.moveInLeaf(leaf, i, to)
+		} else {
+			newPos = r.t.relocate(&oldPath, leaf, i, oldPos, &newPath, newLeaf, newBase, to)
+		}
 		return Change{
-			Existed: true, OldScore: oldScore, OldAt: oldAt, OldRank: pos + 1,
-			NewScore: oldScore, NewAt: oldAt, NewRank: pos + 1,
+			Updated: true, Existed: true,
+			OldScore: oldScore, OldAt: oldAt, OldRank: oldPos + 1,
+			NewScore: score, NewAt: at, NewRank: newPos + 1,
 		}
 	}
-	r.p.setKey(h, k1, k2)
-	oldPos, newPos, moved := r.t.move(old, entry{k1, k2, h})
-	if !moved {
-		oldPos, _ = r.t.delete(old)
-		newPos = r.t.insert(entry{k1, k2, h})
-	}
-	return Change{
-		Updated: true, Existed: true,
-		OldScore: oldScore, OldAt: oldAt, OldRank: oldPos + 1,
-		NewScore: score, NewAt: at, NewRank: newPos + 1,
-	}
+	h := p.insert(id, k1, k2)
+	pos := r.t.insert(entry{k1, k2, h})
+	return Change{Updated: true, NewScore: score, NewAt: at, NewRank: pos + 1}
 }
 
 // Warm prepares a run of Submit (or Get) calls on ids: it fetches their index
@@ -154,13 +183,13 @@ func (r *Ranking) Warm(ids []string) {
 
 // Remove takes participant id out of the ranking.
 func (r *Ranking) Remove(id string) (Change, bool) {
-	h, ok := r.p.find(id)
+	si, ok := r.p.find(id)
 	if !ok {
 		return Change{}, false
 	}
-	old := r.entryOf(h)
+	old := r.entryOf(si)
 	pos, _ := r.t.delete(old)
-	r.p.remove(id)
+	r.p.remove(si)
 	s, at := unpackKey(old.k1, old.k2)
 	if r.p.wasteful() {
 		r.compact()
@@ -208,24 +237,50 @@ func resetSeparators(n *node) entry {
 
 // Get returns participant id's entry.
 func (r *Ranking) Get(id string) (Entry, bool) {
-	h, ok := r.p.find(id)
+	si, pos, ok := r.locate(id)
 	if !ok {
 		return Entry{}, false
 	}
-	e := r.entryOf(h)
-	pos, _ := r.t.rank(e)
-	s, at := unpackKey(e.k1, e.k2)
+	s, at := unpackKey(r.p.key(si))
 	return Entry{Rank: pos + 1, ID: id, Score: r.norm(s), AchievedAt: at}, true
 }
 
 // Rank returns participant id's 1-based rank, or 0 when it is not ranked.
 func (r *Ranking) Rank(id string) int {
-	h, ok := r.p.find(id)
+	_, pos, ok := r.locate(id)
 	if !ok {
 		return 0
 	}
-	pos, _ := r.t.rank(r.entryOf(h))
 	return pos + 1
+}
+
+// locate finds id's slot and 0-based position. It descends the tree with the
+// key of the first slot whose tag matches before it has confirmed that the
+// slot is id's: the record's load is started first and compared after the
+// descent, so its cache miss and the leaf's overlap instead of following each
+// other. A tag that turns out to be another participant's (about one lookup in
+// a billion) costs a wasted descent, and the probe goes on.
+func (r *Ranking) locate(id string) (si, pos int, ok bool) {
+	p := &r.p
+	hv := p.hash(id)
+	for i := p.candidate(hv, p.home(hv)); i >= 0; i = p.candidate(hv, p.next(i)) {
+		s := &p.slots[i]
+		k := entry{s.k1, s.k2, s.h - 1}
+		leaf, base := r.t.descend(&k)
+		if leaf == nil {
+			return 0, 0, false
+		}
+		rec := p.rec(k.h)
+		n := int(rec[0])
+		j := r.t.lowerBound(leaf, &k)
+		if n == len(id) && string(rec[recHeader:recHeader+n]) == id {
+			if j == len(leaf.keys) || leaf.keys[j].h != k.h {
+				return 0, 0, false
+			}
+			return i, base + j, true
+		}
+	}
+	return 0, 0, false
 }
 
 // At returns the entry at 1-based rank (1 <= rank <= Len()).

@@ -87,6 +87,16 @@ func withSmallNodes(t *testing.T) {
 	t.Cleanup(func() { leafMax, leafMin, innerMax, innerMin, compactMinDead = lm, lmin, im, imin, cmd })
 }
 
+// withCollidingTags makes hash tags one bit wide for the rankings the test
+// creates: about half the slots probed then carry a matching tag that belongs to
+// someone else, so every lookup that trusts a tag before reading the record
+// (Rank, Get, RankMany, SubmitMany's warm-up) must find out and go on.
+func withCollidingTags(t *testing.T) {
+	old := tagMask
+	tagMask = 1
+	t.Cleanup(func() { tagMask = old })
+}
+
 // checkTree verifies the structure itself: counts, separators, leaf chain.
 func checkTree(t *testing.T, tr *tree) {
 	t.Helper()
@@ -211,6 +221,14 @@ func compareWithOracle(t *testing.T, step int, r *Ranking, o *oracle, rng *rand.
 // sorted-slice oracle and compares everything after every step.
 func TestRankingMatchesOracle(t *testing.T) {
 	withSmallNodes(t)
+	t.Run("tags=full", func(t *testing.T) { oracleCases(t) })
+	t.Run("tags=colliding", func(t *testing.T) {
+		withCollidingTags(t)
+		oracleCases(t)
+	})
+}
+
+func oracleCases(t *testing.T) {
 	for _, order := range []Order{Descending, Ascending} {
 		for _, policy := range []Policy{PolicySet, PolicyBest} {
 			t.Run(fmt.Sprintf("order=%d/policy=%d", order, policy), func(t *testing.T) {
@@ -332,5 +350,33 @@ func TestWarmChangesNothing(t *testing.T) {
 	r.Each(func(e Entry) bool { after = append(after, e); return true })
 	if !slices.Equal(before, after) {
 		t.Fatal("Warm changed the ranking")
+	}
+}
+
+// TestRelocateMergesToRoot: a submission that moves a participant to another
+// leaf, whose delete merges the root's last two leaves so that the root
+// collapses, then inserts by a fresh descent (the recorded path is stale).
+func TestRelocateMergesToRoot(t *testing.T) {
+	withSmallNodes(t) // leaves of at most 4, merged when two hold 3 or fewer
+	r := New(Descending)
+	for i, id := range []string{"a", "b", "c", "d", "e"} {
+		r.Submit(id, uint64(50-10*i), 0, PolicySet)
+	}
+	if r.t.root.leaf || len(r.t.root.kids) != 2 {
+		t.Fatalf("setup: want a root over two leaves")
+	}
+	r.Remove("e") // leaves [a b] [c d]
+	c := r.Submit("a", 25, 1, PolicySet)
+	if c.OldRank != 1 || c.NewRank != 3 {
+		t.Fatalf("Submit moved a from %d to %d, want 1 to 3", c.OldRank, c.NewRank)
+	}
+	if !r.t.root.leaf {
+		t.Fatalf("the root did not collapse into one leaf")
+	}
+	checkTree(t, &r.t)
+	var got []string
+	r.Each(func(e Entry) bool { got = append(got, e.ID); return true })
+	if want := []string{"b", "c", "a", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
 	}
 }

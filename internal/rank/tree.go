@@ -60,16 +60,38 @@ type node struct {
 	next   *node // leaf: the next leaf in order
 }
 
+// nodeCap is the capacity of a node's arrays: one more than the largest
+// leafMax or innerMax, for the entry that is added just before a split.
+const nodeCap = 65
+
+// A node's arrays live in the same allocation as the node, right after its
+// header: reaching a node out of cache then costs one miss (the header's line
+// and the first keys' lines arrive together) instead of two dependent ones
+// (header, then a separately allocated array). Pointer fields come first so
+// the garbage collector scans only the header (and an inner node's kids).
+type leafBlock struct {
+	node
+	keys [nodeCap]entry
+}
+
+type innerBlock struct {
+	node
+	kids   [nodeCap]*node
+	keys   [nodeCap]entry
+	counts [nodeCap]int
+}
+
 func newLeaf() *node {
-	return &node{leaf: true, keys: make([]entry, 0, leafMax+1)}
+	b := &leafBlock{}
+	b.leaf = true
+	b.node.keys = b.keys[:0]
+	return &b.node
 }
 
 func newInner() *node {
-	return &node{
-		keys:   make([]entry, 0, innerMax+1),
-		kids:   make([]*node, 0, innerMax+1),
-		counts: make([]int, 0, innerMax+1),
-	}
+	b := &innerBlock{}
+	b.node.keys, b.node.kids, b.node.counts = b.keys[:0], b.kids[:0], b.counts[:0]
+	return &b.node
 }
 
 func (n *node) size() int {
@@ -93,30 +115,54 @@ func (n *node) size() int {
 // faster; on a hot node the extra compares cost a few nanoseconds. Only an
 // entry whose packed key equals k's falls back to comparing ids.
 func (t *tree) lowerBound(n *node, k *entry) int {
+	keys := n.keys
 	i := 0
-	for i < len(n.keys) && t.before(&n.keys[i], k) {
-		i++
+	// before(&keys[i], k), written out: the call does not inline, and this
+	// loop is most of a descent's instructions.
+	for ; i < len(keys); i++ {
+		e := &keys[i]
+		if e.k1 != k.k1 {
+			if e.k1 > k.k1 {
+				break
+			}
+			continue
+		}
+		if e.k2 != k.k2 {
+			if e.k2 > k.k2 {
+				break
+			}
+			continue
+		}
+		if !t.less(e, k) {
+			break
+		}
 	}
 	return i
-}
-
-// before is less with the common cases inline.
-func (t *tree) before(e, k *entry) bool {
-	if e.k1 != k.k1 {
-		return e.k1 < k.k1
-	}
-	if e.k2 != k.k2 {
-		return e.k2 < k.k2
-	}
-	return t.less(e, k)
 }
 
 // child returns the index of the child of an inner node that covers k: the last
 // child whose lower bound is not greater than k. It scans like lowerBound.
 func (t *tree) child(n *node, k *entry) int {
+	keys := n.keys
 	i := 1
-	for i < len(n.keys) && !t.before(k, &n.keys[i]) {
-		i++
+	// !before(k, &keys[i]), written out as in lowerBound.
+	for ; i < len(keys); i++ {
+		e := &keys[i]
+		if e.k1 != k.k1 {
+			if k.k1 < e.k1 {
+				break
+			}
+			continue
+		}
+		if e.k2 != k.k2 {
+			if k.k2 < e.k2 {
+				break
+			}
+			continue
+		}
+		if t.less(k, e) {
+			break
+		}
 	}
 	return i - 1
 }
@@ -136,16 +182,21 @@ func (t *tree) insert(k entry) int {
 	}
 	pos, right, sep := t.insertInto(t.root, &k)
 	if right != nil {
-		old := t.root
-		r := newInner()
-		r.keys = append(r.keys, entry{}, sep)
-		r.kids = append(r.kids, old, right)
-		rs := right.size()
-		r.counts = append(r.counts, t.n+1-rs, rs)
-		t.root = r
+		t.growRoot(right, sep)
 	}
 	t.n++
 	return pos
+}
+
+// growRoot puts a new root above the old one and right, its new sibling whose
+// keys start at sep, during an insert (t.n not yet counting the new key).
+func (t *tree) growRoot(right *node, sep entry) {
+	r := newInner()
+	r.keys = append(r.keys, entry{}, sep)
+	r.kids = append(r.kids, t.root, right)
+	rs := right.size()
+	r.counts = append(r.counts, t.n+1-rs, rs)
+	t.root = r
 }
 
 // insertInto inserts k under n. When n overflows it splits, and the new right
@@ -371,23 +422,20 @@ func shiftIn[T any](s []T, front []T) []T {
 	return s
 }
 
-// rank returns the 0-based position of k.
-func (t *tree) rank(k entry) (int, bool) {
+// descend returns the leaf where k belongs and the number of keys in the
+// leaves before it, or nil for an empty tree.
+func (t *tree) descend(k *entry) (*node, int) {
 	n := t.root
 	if n == nil {
-		return 0, false
+		return nil, 0
 	}
 	pos := 0
 	for !n.leaf {
-		c := t.child(n, &k)
+		c := t.child(n, k)
 		pos += n.countBefore(c)
 		n = n.kids[c]
 	}
-	i := t.lowerBound(n, &k)
-	if i == len(n.keys) || n.keys[i].h != k.h {
-		return 0, false
-	}
-	return pos + i, true
+	return n, pos
 }
 
 // seek returns the leaf holding the key at 0-based position i and its index there.
@@ -439,20 +487,29 @@ func (t *tree) scan(from, limit int, fn func(pos int, k *entry) bool) {
 	}
 }
 
-// move replaces from (matched by handle) with to when both belong in the same
-// leaf: one descent, one shift inside the leaf, no count changes. Most score
-// changes are small improvements that stay in their leaf. It reports false,
-// changing nothing, when to belongs elsewhere or from is not found; the caller
-// then deletes and inserts.
-func (t *tree) move(from, to entry) (oldPos, newPos int, ok bool) {
-	n := t.root
+// path is the way down to a leaf: the inner nodes passed and the child taken
+// in each. 32 levels hold any tree this package can build (even the tests'
+// nodes of 4 keys split into halves of at least 2).
+type path struct {
+	nodes [32]*node
+	kids  [32]int
+	depth int
+}
+
+// leafOf descends to the leaf where k belongs, recording the way in pt. It
+// returns the leaf (nil for an empty tree), the number of keys in the leaves
+// before it, and the separators that bound the keys leading to it:
+// lo <= key < hi, nil where unbounded.
+func (t *tree) leafOf(k *entry, pt *path) (n *node, base int, lo, hi *entry) {
+	pt.depth = 0
+	n = t.root
 	if n == nil {
-		return 0, 0, false
+		return nil, 0, nil, nil
 	}
-	var lo, hi *entry // the range of keys that lead to n
-	base := 0
 	for !n.leaf {
-		c := t.child(n, &from)
+		c := t.child(n, k)
+		pt.nodes[pt.depth], pt.kids[pt.depth] = n, c
+		pt.depth++
 		base += n.countBefore(c)
 		if c > 0 {
 			lo = &n.keys[c]
@@ -462,14 +519,89 @@ func (t *tree) move(from, to entry) (oldPos, newPos int, ok bool) {
 		}
 		n = n.kids[c]
 	}
-	if (lo != nil && t.less(&to, lo)) || (hi != nil && !t.less(&to, hi)) {
-		return 0, 0, false
+	return n, base, lo, hi
+}
+
+// deleteAt removes the key at index i of leaf, reached by pt, without a
+// second descent: it does what deleteFrom does on the way back up. It reports
+// whether nodes were merged or refilled (any other path into the tree is then
+// stale; otherwise only counts on pt changed).
+func (t *tree) deleteAt(pt *path, leaf *node, i int) (restructured bool) {
+	leaf.keys = removeAt(leaf.keys, i)
+	for d := pt.depth - 1; d >= 0; d-- {
+		n, c := pt.nodes[d], pt.kids[d]
+		n.counts[c]--
+		kid := n.kids[c]
+		if (kid.leaf && len(kid.keys) < leafMin) || (!kid.leaf && len(kid.kids) < innerMin) {
+			rebalance(n, c)
+			restructured = true
+		}
 	}
-	i := t.lowerBound(n, &from)
-	if i == len(n.keys) || n.keys[i].h != from.h {
-		return 0, 0, false
+	t.n--
+	if !t.root.leaf && len(t.root.kids) == 1 {
+		t.root = t.root.kids[0]
 	}
-	j := t.lowerBound(n, &to) // counts from itself when it ranks before to
+	return restructured
+}
+
+// insertAt inserts k at index i of leaf, reached by pt, without a second
+// descent: it does what insertInto does on the way back up.
+func (t *tree) insertAt(pt *path, leaf *node, i int, k entry) {
+	leaf.keys = insertAt(leaf.keys, i, k)
+	var (
+		right *node
+		sep   entry
+	)
+	if len(leaf.keys) > leafMax {
+		right = splitLeaf(leaf)
+		sep = right.keys[0]
+	}
+	for d := pt.depth - 1; d >= 0; d-- {
+		n, c := pt.nodes[d], pt.kids[d]
+		n.counts[c]++
+		if right == nil {
+			continue
+		}
+		rs := right.size()
+		n.counts[c] -= rs
+		n.keys = insertAt(n.keys, c+1, sep)
+		n.kids = insertAt(n.kids, c+1, right)
+		n.counts = insertAt(n.counts, c+1, rs)
+		right = nil
+		if len(n.kids) > innerMax {
+			right = splitInner(n)
+			sep = right.keys[0]
+		}
+	}
+	if right != nil {
+		t.growRoot(right, sep)
+	}
+	t.n++
+}
+
+// relocate moves the key at index i of leaf (reached by oldPath, at position
+// oldPos) to its new value to, which belongs in newLeaf (reached by newPath,
+// base keys before it, as the tree stood before the move), and returns to's
+// position. Neither step descends again unless the delete merged nodes.
+func (t *tree) relocate(oldPath *path, leaf *node, i, oldPos int, newPath *path, newLeaf *node, base int, to entry) int {
+	if t.deleteAt(oldPath, leaf, i) {
+		return t.insert(to) // nodes were merged or refilled: newPath is stale
+	}
+	// Only counts on the old path changed: newPath still leads to the new
+	// key's leaf, which lies wholly before or after the old entry.
+	if oldPos < base {
+		base--
+	}
+	j := t.lowerBound(newLeaf, &to)
+	t.insertAt(newPath, newLeaf, j, to)
+	return base + j
+}
+
+// moveInLeaf replaces the key at index i of leaf n with to, which belongs in
+// the same leaf (the caller checked the leaf's bounds): one shift inside the
+// leaf, no count changes. It returns to's index.
+func (t *tree) moveInLeaf(n *node, i int, to entry) int {
+	j := t.lowerBound(n, &to) // counts the key at i when it ranks before to
 	if j > i {
 		j--
 		copy(n.keys[i:j], n.keys[i+1:j+1])
@@ -477,5 +609,5 @@ func (t *tree) move(from, to entry) (oldPos, newPos int, ok bool) {
 		copy(n.keys[j+1:i+1], n.keys[j:i])
 	}
 	n.keys[j] = to
-	return base + i, base + j, true
+	return j
 }
