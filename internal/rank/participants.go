@@ -13,8 +13,8 @@ import (
 // keys costs 65-85 bytes per entry before the id bytes, and every string header
 // is a pointer the garbage collector scans. Here a participant costs its record
 // (1 byte + the id, rounded to 8) plus 27-55 bytes of index (24-byte slots, 44%
-// to 87% full), and the GC sees a
-// few hundred chunk pointers instead of millions of strings.
+// to 87% full), and the GC sees a few hundred chunk pointers instead of
+// millions of strings.
 //
 // Why the key lives in the slot and not in the record: a lookup on a large
 // board is a chain of cache misses, and the slot is the first link. With the
