@@ -97,7 +97,8 @@ func withCollidingTags(t *testing.T) {
 	t.Cleanup(func() { tagMask = old })
 }
 
-// checkTree verifies the structure itself: counts, separators, leaf chain.
+// checkTree verifies the structure itself: counts, separators, leaf chain,
+// and that every node's arrays are still the ones in its own allocation.
 func checkTree(t *testing.T, tr *tree) {
 	t.Helper()
 	if tr.root == nil {
@@ -122,11 +123,32 @@ func checkTree(t *testing.T, tr *tree) {
 					t.Fatalf("key %v not below upper bound %v", *k, *hi)
 				}
 			}
+			if b := (*leafBlock)(unsafe.Pointer(n)); unsafe.SliceData(n.keys) != &b.keys[0] {
+				t.Fatalf("a leaf's keys moved out of its allocation")
+			}
 			leaves = append(leaves, n)
 			return len(n.keys), depth
 		}
 		if len(n.kids) != len(n.keys) || len(n.kids) != len(n.counts) || len(n.kids) == 0 {
 			t.Fatalf("inner node lengths differ: keys %d kids %d counts %d", len(n.keys), len(n.kids), len(n.counts))
+		}
+		// Separators nest inside the parent's bounds and increase: Submit's
+		// test of whether a new key stays in its leaf relies on it.
+		for i := 1; i < len(n.keys); i++ {
+			k := &n.keys[i]
+			if lo != nil && tr.less(k, lo) {
+				t.Fatalf("separator %v below its parent's lower bound %v", *k, *lo)
+			}
+			if hi != nil && !tr.less(k, hi) {
+				t.Fatalf("separator %v not below its parent's upper bound %v", *k, *hi)
+			}
+			if i > 1 && !tr.less(&n.keys[i-1], k) {
+				t.Fatalf("separators out of order at %d", i)
+			}
+		}
+		if b := (*innerBlock)(unsafe.Pointer(n)); unsafe.SliceData(n.keys) != &b.keys[0] ||
+			unsafe.SliceData(n.kids) != &b.kids[0] || unsafe.SliceData(n.counts) != &b.counts[0] {
+			t.Fatalf("an inner node's arrays moved out of its allocation")
 		}
 		total, leafDepth := 0, -1
 		for i, kid := range n.kids {
