@@ -1,7 +1,6 @@
 package rank
 
 import (
-	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -16,18 +15,8 @@ type model struct {
 	by    map[string]Entry
 }
 
-func (m *model) cmp(a, b Entry) int {
-	if a.Score != b.Score {
-		if m.order == Descending {
-			return cmp.Compare(b.Score, a.Score)
-		}
-		return cmp.Compare(a.Score, b.Score)
-	}
-	if a.AchievedAt != b.AchievedAt {
-		return cmp.Compare(a.AchievedAt, b.AchievedAt)
-	}
-	return cmp.Compare(a.ID, b.ID)
-}
+func (m *model) cmp(a, b Entry) int { return compareEntries(m.order, a, b) }
+
 func (m *model) pos(e Entry) int {
 	i, ok := slices.BinarySearchFunc(m.es, e, m.cmp)
 	if !ok {
