@@ -266,7 +266,7 @@ func (r *Ranking) locate(id string) (si, pos int, ok bool) {
 	for i := p.candidate(hv, p.home(hv)); i >= 0; i = p.candidate(hv, p.next(i)) {
 		s := &p.slots[i]
 		k := entry{s.k1, s.k2, s.h - 1}
-		leaf, base := r.t.descend(&k)
+		leaf, base, _, _ := r.t.leafOf(&k, nil)
 		if leaf == nil {
 			return 0, 0, false
 		}

@@ -180,12 +180,11 @@ func (t *tree) insert(k entry) int {
 	if t.root == nil {
 		t.root = newLeaf()
 	}
-	pos, right, sep := t.insertInto(t.root, &k)
-	if right != nil {
-		t.growRoot(right, sep)
-	}
-	t.n++
-	return pos
+	var pt path
+	leaf, base, _, _ := t.leafOf(&k, &pt)
+	i := t.lowerBound(leaf, &k)
+	t.insertAt(&pt, leaf, i, k)
+	return base + i
 }
 
 // growRoot puts a new root above the old one and right, its new sibling whose
@@ -197,38 +196,6 @@ func (t *tree) growRoot(right *node, sep entry) {
 	rs := right.size()
 	r.counts = append(r.counts, t.n+1-rs, rs)
 	t.root = r
-}
-
-// insertInto inserts k under n. When n overflows it splits, and the new right
-// sibling and its lower bound are returned for the parent to link.
-func (t *tree) insertInto(n *node, k *entry) (pos int, right *node, sep entry) {
-	if n.leaf {
-		i := t.lowerBound(n, k)
-		n.keys = append(n.keys, entry{})
-		copy(n.keys[i+1:], n.keys[i:])
-		n.keys[i] = *k
-		if len(n.keys) > leafMax {
-			right = splitLeaf(n)
-			sep = right.keys[0]
-		}
-		return i, right, sep
-	}
-	c := t.child(n, k)
-	before := n.countBefore(c)
-	i, r, s := t.insertInto(n.kids[c], k)
-	n.counts[c]++
-	if r != nil {
-		rs := r.size()
-		n.counts[c] -= rs
-		n.keys = insertAt(n.keys, c+1, s)
-		n.kids = insertAt(n.kids, c+1, r)
-		n.counts = insertAt(n.counts, c+1, rs)
-		if len(n.kids) > innerMax {
-			right = splitInner(n)
-			sep = right.keys[0]
-		}
-	}
-	return before + i, right, sep
 }
 
 func insertAt[T any](s []T, i int, v T) []T {
@@ -273,41 +240,17 @@ func splitInner(n *node) *node {
 
 // delete removes k (matched by handle) and returns the 0-based position it had.
 func (t *tree) delete(k entry) (int, bool) {
-	if t.root == nil {
+	var pt path
+	leaf, base, _, _ := t.leafOf(&k, &pt)
+	if leaf == nil {
 		return 0, false
 	}
-	pos, ok := t.deleteFrom(t.root, &k)
-	if !ok {
+	i := t.lowerBound(leaf, &k)
+	if i == len(leaf.keys) || leaf.keys[i].h != k.h {
 		return 0, false
 	}
-	t.n--
-	if !t.root.leaf && len(t.root.kids) == 1 {
-		t.root = t.root.kids[0]
-	}
-	return pos, true
-}
-
-func (t *tree) deleteFrom(n *node, k *entry) (int, bool) {
-	if n.leaf {
-		i := t.lowerBound(n, k)
-		if i == len(n.keys) || n.keys[i].h != k.h {
-			return 0, false
-		}
-		n.keys = removeAt(n.keys, i)
-		return i, true
-	}
-	c := t.child(n, k)
-	i, ok := t.deleteFrom(n.kids[c], k)
-	if !ok {
-		return 0, false
-	}
-	before := n.countBefore(c)
-	n.counts[c]--
-	kid := n.kids[c]
-	if (kid.leaf && len(kid.keys) < leafMin) || (!kid.leaf && len(kid.kids) < innerMin) {
-		rebalance(n, c)
-	}
-	return before + i, true
+	t.deleteAt(&pt, leaf, i)
+	return base + i, true
 }
 
 // rebalance merges the underfull child c of n with a sibling, or moves entries
@@ -422,22 +365,6 @@ func shiftIn[T any](s []T, front []T) []T {
 	return s
 }
 
-// descend returns the leaf where k belongs and the number of keys in the
-// leaves before it, or nil for an empty tree.
-func (t *tree) descend(k *entry) (*node, int) {
-	n := t.root
-	if n == nil {
-		return nil, 0
-	}
-	pos := 0
-	for !n.leaf {
-		c := t.child(n, k)
-		pos += n.countBefore(c)
-		n = n.kids[c]
-	}
-	return n, pos
-}
-
 // seek returns the leaf holding the key at 0-based position i and its index there.
 func (t *tree) seek(i int) (*node, int) {
 	n := t.root
@@ -496,20 +423,24 @@ type path struct {
 	depth int
 }
 
-// leafOf descends to the leaf where k belongs, recording the way in pt. It
-// returns the leaf (nil for an empty tree), the number of keys in the leaves
-// before it, and the separators that bound the keys leading to it:
-// lo <= key < hi, nil where unbounded.
+// leafOf descends to the leaf where k belongs, recording the way in pt unless
+// pt is nil. It returns the leaf (nil for an empty tree), the number of keys
+// in the leaves before it, and the separators that bound the keys leading to
+// it: lo <= key < hi, nil where unbounded.
 func (t *tree) leafOf(k *entry, pt *path) (n *node, base int, lo, hi *entry) {
-	pt.depth = 0
 	n = t.root
+	if pt != nil {
+		pt.depth = 0
+	}
 	if n == nil {
 		return nil, 0, nil, nil
 	}
 	for !n.leaf {
 		c := t.child(n, k)
-		pt.nodes[pt.depth], pt.kids[pt.depth] = n, c
-		pt.depth++
+		if pt != nil {
+			pt.nodes[pt.depth], pt.kids[pt.depth] = n, c
+			pt.depth++
+		}
 		base += n.countBefore(c)
 		if c > 0 {
 			lo = &n.keys[c]
@@ -522,8 +453,8 @@ func (t *tree) leafOf(k *entry, pt *path) (n *node, base int, lo, hi *entry) {
 	return n, base, lo, hi
 }
 
-// deleteAt removes the key at index i of leaf, reached by pt, without a
-// second descent: it does what deleteFrom does on the way back up. It reports
+// deleteAt removes the key at index i of leaf, reached by pt, and fixes the
+// counts on the way back up, merging or refilling nodes left underfull. It reports
 // whether nodes were merged or refilled (any other path into the tree is then
 // stale; otherwise only counts on pt changed).
 func (t *tree) deleteAt(pt *path, leaf *node, i int) (restructured bool) {
@@ -544,8 +475,8 @@ func (t *tree) deleteAt(pt *path, leaf *node, i int) (restructured bool) {
 	return restructured
 }
 
-// insertAt inserts k at index i of leaf, reached by pt, without a second
-// descent: it does what insertInto does on the way back up.
+// insertAt inserts k at index i of leaf, reached by pt, and fixes the counts
+// on the way back up, splitting nodes that overflow (up to a new root).
 func (t *tree) insertAt(pt *path, leaf *node, i int, k entry) {
 	leaf.keys = insertAt(leaf.keys, i, k)
 	var (
