@@ -112,11 +112,7 @@ func (p *participants) hash(id string) uint64 { return maphash.String(p.seed, id
 
 // find returns the slot of id.
 func (p *participants) find(id string) (int, bool) {
-	return p.findHashed(id, p.hash(id))
-}
-
-// findHashed is find with id's hash already computed.
-func (p *participants) findHashed(id string, hv uint64) (int, bool) {
+	hv := p.hash(id)
 	for i := p.candidate(hv, p.home(hv)); i >= 0; i = p.candidate(hv, p.next(i)) {
 		if p.holds(i, id) {
 			return i, true
