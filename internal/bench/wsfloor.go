@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lbhq/leaderboard/internal/wsframe"
 )
 
 // The WebSocket floor (hidden mode "ws-floor-server", started by `bench viewers --floor`): the
@@ -175,6 +177,7 @@ type floorMarker struct {
 // floorFrame is one update, written as is to every subscriber.
 type floorFrame struct {
 	version uint64
+	header  []byte // its WebSocket frame header
 	data    []byte
 }
 
@@ -618,6 +621,7 @@ func (f *wsFloor) flush(now time.Time) *floorFrame {
 		f.mu.Lock()
 		v := f.version.Load() + 1
 		fr = &floorFrame{version: v, data: f.appendUpdate(nil, v-1, v, ms, now.UnixMilli())}
+		fr.header = wsframe.AppendTextHeader(nil, len(fr.data))
 		f.version.Store(v)
 		f.mu.Unlock()
 	}
@@ -701,12 +705,17 @@ func appendFloorEntry[ID string | []byte](b []byte, rank int, id ID, score uint6
 }
 
 // write is a writer goroutine: the frames waiting for it, to each of its group's connections in
-// turn, one synchronous gws write per frame. A connection whose write fails is closed and
-// forgotten. When it is behind (more than one frame waiting) a connection gets them all back to
-// back, as the service's per-connection queues give them: its reader then wakes once for them
-// all, which is most of what a frame costs on loopback.
+// turn, one synchronous write per connection. A connection whose write fails is closed and
+// forgotten. When it is behind (more than one frame waiting) a connection gets them all in one
+// vectored write (package wsframe), as the service's writers give a connection its queue: one
+// system call and one wakeup of its reader for them all, which is most of what a frame costs on
+// loopback.
 func (f *wsFloor) write(g *floorGroup) {
-	var batch []*floorFrame
+	var (
+		batch []*floorFrame
+		bufs  [][]byte
+		join  []byte
+	)
 	for fr := range g.ch {
 		batch = append(batch[:0], fr)
 	more:
@@ -737,19 +746,27 @@ func (f *wsFloor) write(g *floorGroup) {
 				continue
 			}
 			since := c.since.Load()
+			bufs := bufs[:0]
+			n, nb := uint64(0), uint64(0)
 			for _, fr := range batch {
 				if since >= fr.version {
 					continue // subscribed after this version: its snapshot has it
 				}
-				if err := c.ws.WriteMessage(gws.OpcodeText, fr.data); err != nil {
-					c.dead.Store(true)
-					_ = c.ws.NetConn().Close()
-					dead = true
-					break
-				}
-				written++
-				size += uint64(len(fr.data))
+				bufs = append(bufs, fr.header, fr.data)
+				n++
+				nb += uint64(len(fr.data))
 			}
+			if n == 0 {
+				continue
+			}
+			if err := wsframe.Write(c.ws.NetConn(), bufs, &join); err != nil {
+				c.dead.Store(true)
+				_ = c.ws.NetConn().Close()
+				dead = true
+				continue
+			}
+			written += n
+			size += nb
 		}
 		f.frames.Add(written)
 		f.frameBytes.Add(size)

