@@ -373,6 +373,8 @@ var wantedMetrics = []string{
 	"leaderboard_live_frames_total",
 	"leaderboard_live_frame_bytes_total",
 	"leaderboard_live_resyncs_total",
+	"leaderboard_live_websocket_writes_total",
+	"leaderboard_live_websocket_frames_written_total",
 	"process_cpu_seconds_total",
 	"process_resident_memory_bytes",
 	"go_memstats_heap_inuse_bytes",
@@ -865,6 +867,9 @@ func fillServerReport(rep *Report, vr *ViewersReport, memBefore, memEnd, m0, m1 
 		rep.ServerCPUCores = sv.CPUCores
 		if sv.Frames > 0 {
 			sv.CPUUSPerFrame = round3(cpu * 1e6 / float64(sv.Frames))
+		}
+		if w := m0.delta(m1, "leaderboard_live_websocket_writes_total"); w > 0 {
+			sv.FramesPerWrite = round3(m0.delta(m1, "leaderboard_live_websocket_frames_written_total") / w)
 		}
 	}
 	if memBefore.ok && memEnd.ok {

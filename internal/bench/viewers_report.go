@@ -93,6 +93,9 @@ func (r Report) writeViewersText(w io.Writer) error {
 		if sv.Frames > 0 {
 			fmt.Fprintf(&b, ", %.2f µs per update frame", sv.CPUUSPerFrame)
 		}
+		if sv.FramesPerWrite > 0 {
+			fmt.Fprintf(&b, ", %.2f frames per write", sv.FramesPerWrite)
+		}
 		fmt.Fprintf(&b, ", %d resyncs, %d WebSocket connections\n", sv.Resyncs, sv.Connections)
 		if sv.MemoryPerConnectionBytes != nil {
 			fmt.Fprintf(&b, "server mem:  rss %.1f -> %.1f MB: %.0f bytes per connection (heap %.0f, stacks %.0f)\n",

@@ -124,7 +124,8 @@ func checkDelivery(t *testing.T, rep Report, viewers int) {
 	if v.Frames == 0 || v.Bytes == 0 {
 		t.Errorf("frames %d, bytes %d", v.Frames, v.Bytes)
 	}
-	if !v.Server.MetricsOK || v.Server.Frames == 0 || v.Server.Connections != int64(viewers) {
+	if !v.Server.MetricsOK || v.Server.Frames == 0 || v.Server.Connections != int64(viewers) ||
+		v.Server.FramesPerWrite < 1 {
 		t.Errorf("server figures: %+v", v.Server)
 	}
 }

@@ -158,6 +158,7 @@ type wsFloor struct {
 
 	frames     atomic.Uint64 // update frames written
 	frameBytes atomic.Uint64
+	writes     atomic.Uint64 // write calls carrying them
 	registry   *prometheus.Registry
 
 	stopOnce sync.Once
@@ -238,6 +239,10 @@ func newWSFloor(o wsFloorOptions) *wsFloor {
 			func() float64 { return float64(f.frameBytes.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_live_resyncs_total", Help: "Always 0: the floor never drops a subscriber's frames."},
 			func() float64 { return 0 }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_live_websocket_writes_total", Help: "Write calls that carried update frames."},
+			func() float64 { return float64(f.writes.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_live_websocket_frames_written_total", Help: "Update frames those writes carried."},
+			func() float64 { return float64(f.frames.Load()) }),
 	)
 	return f
 }
@@ -733,20 +738,21 @@ func (f *wsFloor) write(g *floorGroup) {
 		g.mu.Lock()
 		list := g.conns
 		g.mu.Unlock()
-		var written, size uint64
+		var written, size, writes uint64
 		dead := false
 		for i, c := range list {
 			if i%64 == 63 { // the counters stay current while a long pass runs (they are read by /metrics)
 				f.frames.Add(written)
 				f.frameBytes.Add(size)
-				written, size = 0, 0
+				f.writes.Add(writes)
+				written, size, writes = 0, 0, 0
 			}
 			if c.dead.Load() {
 				dead = true
 				continue
 			}
 			since := c.since.Load()
-			bufs := bufs[:0]
+			bufs = bufs[:0]
 			n, nb := uint64(0), uint64(0)
 			for _, fr := range batch {
 				if since >= fr.version {
@@ -767,9 +773,11 @@ func (f *wsFloor) write(g *floorGroup) {
 			}
 			written += n
 			size += nb
+			writes++
 		}
 		f.frames.Add(written)
 		f.frameBytes.Add(size)
+		f.writes.Add(writes)
 		if dead {
 			g.mu.Lock()
 			g.conns = slices.DeleteFunc(g.conns, func(c *floorConn) bool { return c.dead.Load() })

@@ -150,6 +150,68 @@ func TestSlowReaderResyncs(t *testing.T) {
 	}
 }
 
+// TestBehindReaderGetsFramesTogether: a viewer that pauses for a few flushes,
+// fewer than its send queue holds, is not resynced: when it reads again, the
+// frames that waited reach it in order (an unbroken prev_version chain), and
+// the server wrote several of them per write call.
+func TestBehindReaderGetsFramesTogether(t *testing.T) {
+	addr := startServer(t, func(c *server.Config) { c.SendQueue = 256 })
+	seed(t, addr, "behind")
+	for i := 30; i < 1000; i++ { // a big window makes big frames
+		post(t, "http://"+addr+"/v1/leaderboards/behind/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
+	}
+	v := &wsClient{closed: make(chan error, 1), pause: make(chan struct{})}
+	conn, _, err := gws.NewClient(v, &gws.ClientOption{Addr: "ws://" + addr + "/v1/leaderboards/behind/subscribe", NewDialer: smallBufferDialer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.conn = conn
+	go conn.ReadLoop()
+	defer conn.NetConn().Close()
+	v.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
+	writes0, frames0 := writeCounters(t, addr)
+	// 80 flushes of ~100 KB frames: more than the kernel holds for a reader that
+	// does not read (the sender's buffer grows to tcp_wmem's 4 MB), so frames
+	// wait in the server's queue.
+	for round := range 80 {
+		var items []string
+		for i := 0; i < 1000; i += 2 {
+			items = append(items, fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, 5000+round*1000+i))
+		}
+		post(t, "http://"+addr+"/v1/leaderboards/behind/scores:batch", `{"scores":[`+strings.Join(items, ",")+`]}`)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(v.pause)
+	want, _ := restWindow(t, addr, "behind", "top", 1000, "")
+	waitFor(t, "the paused viewer to catch up", func() bool {
+		return strings.Join(replay(t, v.all(), "big").list(), ",") == strings.Join(want, ",")
+	})
+	for _, m := range v.all() {
+		if m["type"] == "resync" {
+			t.Fatal("a viewer within its send queue was resynced")
+		}
+	}
+	writes, frames := writeCounters(t, addr)
+	if writes-writes0 == 0 || frames-frames0 <= writes-writes0 {
+		t.Fatalf("%g frames in %g writes: waiting frames were not written together", frames-frames0, writes-writes0)
+	}
+}
+
+// writeCounters reads the gateway's write calls and the frames they carried from /metrics.
+func writeCounters(t *testing.T, addr string) (writes, frames float64) {
+	t.Helper()
+	for _, line := range strings.Split(metrics(t, addr), "\n") {
+		var v float64
+		if _, err := fmt.Sscanf(line, "leaderboard_live_websocket_writes_total %g", &v); err == nil {
+			writes = v
+		}
+		if _, err := fmt.Sscanf(line, "leaderboard_live_websocket_frames_written_total %g", &v); err == nil {
+			frames = v
+		}
+	}
+	return writes, frames
+}
+
 func metrics(t *testing.T, addr string) string {
 	t.Helper()
 	res, err := http.Get("http://" + addr + "/metrics")

@@ -94,6 +94,7 @@ type counters struct {
 	messagesRefused              atomic.Uint64
 	rateLimited                  atomic.Uint64
 	sseActive, pollActive        atomic.Int64
+	slowWrites                   writeCounts // by connections' own writers (sockets without room)
 }
 
 // New returns a gateway over hub.
@@ -148,14 +149,20 @@ type Stats struct {
 	Resyncs                    uint64 // subscriptions told to resync
 	MessagesRefused            uint64 // client messages past MessageRate, answered rate_limited
 	RateLimitedCloses          uint64 // connections closed for sending past it MessageBurst times in a row
+	// Writes is the write calls that carried frames to WebSockets, Frames the
+	// frames they carried: a connection that fell behind gets all it has
+	// waiting in one write, so Frames/Writes above 1 says the node is behind.
+	Writes, FramesWritten uint64
 }
 
 // Snapshot returns the gateway's counters.
 func (g *Gateway) Snapshot() Stats {
+	w, f := g.writers.counts()
 	return Stats{
 		WebSockets: g.count.Load(), SSE: g.stats.sseActive.Load(), LongPolls: g.stats.pollActive.Load(),
 		Opened: g.stats.wsTotal.Load(), Rejected: g.stats.rejected.Load(), Resyncs: g.stats.resyncs.Load(),
 		MessagesRefused: g.stats.messagesRefused.Load(), RateLimitedCloses: g.stats.rateLimited.Load(),
+		Writes: w + g.stats.slowWrites.writes.Load(), FramesWritten: f + g.stats.slowWrites.frames.Load(),
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,19 +23,21 @@ import (
 // without holding anyone else back; its queue grows, and past SendQueue its
 // subscriptions are told to resync.
 type writerPool struct {
-	chans []chan *wsConn
+	chans   []chan *wsConn
+	batches []*batch // each writer's, for its counters
 }
 
 func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
-	p := &writerPool{chans: make([]chan *wsConn, workers)}
+	p := &writerPool{chans: make([]chan *wsConn, workers), batches: make([]*batch, workers)}
 	for i := range p.chans {
 		ch := make(chan *wsConn, capacity) // a connection is in at most one channel once
 		p.chans[i] = ch
+		b := &batch{counts: &writeCounts{}}
+		p.batches[i] = b
 		go func() {
 			n := 0
-			var b batch
 			for c := range ch {
-				c.writeQueued(false, &b)
+				c.writeQueued(false, b)
 				// Let the HTTP handlers in between: a burst of thousands of
 				// writes otherwise keeps submissions waiting for its whole length.
 				if n++; n%16 == 0 {
@@ -66,7 +69,26 @@ const (
 type batch struct {
 	headers [maxBatchFrames * wsframe.MaxHeader]byte
 	bufs    [3 * maxBatchFrames][]byte
-	join    []byte // for a connection that cannot take a vectored write (not TCP)
+	join    []byte       // for a connection that cannot take a vectored write (not TCP)
+	counts  *writeCounts // a pool writer's own; the gateway's shared ones for the others
+}
+
+// writeCounts counts the write calls and the frames they carried: frames per
+// write above 1 says the node is behind (see the metric
+// leaderboard_live_websocket_writes_total). Each pool writer counts in its own,
+// so that 100,000s of increments a second do not bounce one cache line
+// between processors.
+type writeCounts struct {
+	writes, frames atomic.Uint64
+	_              [48]byte // its own cache line
+}
+
+func (p *writerPool) counts() (writes, frames uint64) {
+	for _, b := range p.batches {
+		writes += b.counts.writes.Load()
+		frames += b.counts.frames.Load()
+	}
+	return writes, frames
 }
 
 // writeQueued writes what the connection has queued. A pool writer calls it
@@ -101,7 +123,7 @@ func (c *wsConn) writeQueued(blocking bool, b *batch) {
 		}
 		if n == 0 {
 			c.qmu.Unlock()
-			go c.writeQueued(true, new(batch)) // keeps scheduled: that goroutine owns the queue now
+			go c.writeQueued(true, &batch{counts: &c.g.stats.slowWrites}) // keeps scheduled: that goroutine owns the queue now
 			return
 		}
 		c.queue = c.queue[n:]
@@ -114,6 +136,8 @@ func (c *wsConn) writeQueued(blocking bool, b *batch) {
 			c.abort()
 			return
 		}
+		b.counts.writes.Add(1)
+		b.counts.frames.Add(uint64(n))
 	}
 }
 
