@@ -125,7 +125,7 @@ func checkDelivery(t *testing.T, rep Report, viewers int) {
 		t.Errorf("frames %d, bytes %d", v.Frames, v.Bytes)
 	}
 	if !v.Server.MetricsOK || v.Server.Frames == 0 || v.Server.Connections != int64(viewers) ||
-		v.Server.FramesPerWrite < 1 {
+		v.Server.FramesPerWrite < 0.9 { // two counters read one after the other: a delta may be a frame short
 		t.Errorf("server figures: %+v", v.Server)
 	}
 }
