@@ -124,7 +124,7 @@ func New(hub Hub, opts Options) *Gateway {
 		opts.MessageBurst = 32
 	}
 	g := &Gateway{hub: hub, opts: opts, log: opts.Logger, conns: map[*wsConn]struct{}{}, closed: make(chan struct{})}
-	g.writers = newWriterPool(g, 2*runtime.GOMAXPROCS(0), opts.MaxConnections)
+	g.writers = newWriterPool(g, runtime.GOMAXPROCS(0), opts.MaxConnections)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
