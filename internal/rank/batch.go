@@ -10,7 +10,7 @@ package rank
 // record is touched before any leaf is scanned or id confirmed. The loads of one
 // stage do not depend on each other, so the processor keeps many misses in
 // flight at once (group prefetching). Go has no prefetch instruction, so a
-// "touch" is a real load whose value is summed into warmSink.
+// "touch" is a real load whose value is passed to keep.
 
 // batchLanes is how many requests a batch runs in lockstep. The stages keep
 // their per-request state in arrays of this size on the stack.
@@ -62,7 +62,7 @@ func (r *Ranking) rankChunk(ids []string, out []int) {
 		for j := range m {
 			out[lane[j]] = 0
 		}
-		r.warmSink += sink
+		keep(sink)
 		return
 	}
 	// Stage 3: descend all keys in lockstep, one level at a time. Inner nodes
@@ -101,7 +101,7 @@ func (r *Ranking) rankChunk(ids []string, out []int) {
 		}
 		out[lane[j]] = pos[j] + i + 1
 	}
-	r.warmSink += sink
+	keep(sink)
 }
 
 // touchNodes loads the headers of nodes, then the cache lines of their keys
@@ -207,7 +207,7 @@ func (r *Ranking) warmSubs(subs []Sub, policy Policy) {
 		}
 	}
 	if m == 0 || r.t.root == nil {
-		r.warmSink += sink
+		keep(sink)
 		return
 	}
 	for j := range m {
@@ -220,7 +220,7 @@ func (r *Ranking) warmSubs(subs []Sub, policy Policy) {
 		}
 	}
 	sink += touchNodes(nodes[:m])
-	r.warmSink += sink
+	keep(sink)
 }
 
 // childHint returns the child of an inner node whose range holds k's packed

@@ -55,10 +55,9 @@ const MaxAchievedAt int64 = 1<<43 - 1
 
 // Ranking is one leaderboard's participants in rank order.
 type Ranking struct {
-	order    Order
-	p        participants
-	t        tree
-	warmSink uint64 // keeps Warm's loads observable to the compiler
+	order Order
+	p     participants
+	t     tree
 }
 
 // New returns an empty Ranking with the given order.
@@ -139,7 +138,7 @@ func (r *Ranking) Submit(id string, score uint64, at int64, policy Policy) Chang
 		n := int(rec[0])
 		i := r.t.lowerBound(leaf, &old)
 		if newLeaf != nil && len(newLeaf.keys) > 0 {
-			r.warmSink += newLeaf.keys[0].k1 // its miss overlaps the old leaf's and the record's
+			keep(newLeaf.keys[0].k1) // its miss overlaps the old leaf's and the record's
 		}
 		if n != len(id) || string(rec[recHeader:recHeader+n]) != id {
 			continue
@@ -176,7 +175,7 @@ func (r *Ranking) Warm(ids []string) {
 	var hashes [64]uint64
 	for len(ids) > 0 {
 		n := min(len(ids), len(hashes))
-		r.warmSink += r.p.warm(ids[:n], hashes[:n])
+		keep(r.p.warm(ids[:n], hashes[:n]))
 		ids = ids[n:]
 	}
 }
@@ -270,6 +269,9 @@ func (r *Ranking) locate(id string) (si, pos int, ok bool) {
 		if leaf == nil {
 			return 0, 0, false
 		}
+		if r.t.n >= touchMin {
+			keep(touchLeaf(leaf))
+		}
 		rec := p.rec(k.h)
 		n := int(rec[0])
 		j := r.t.lowerBound(leaf, &k)
@@ -319,4 +321,36 @@ func (r *Ranking) Each(fn func(Entry) bool) {
 	r.t.scan(0, r.t.n, func(pos int, e *entry) bool {
 		return fn(r.decode(pos, e))
 	})
+}
+
+// keep makes a value computed only for its loads (a "touch", see batch.go)
+// observable, so the compiler keeps the loads. A call rather than a field the
+// value is added to: lookups run concurrently, and a shared field would be a
+// data race.
+//
+//go:noinline
+func keep(uint64) {}
+
+// touchMin is the board size from which a lookup touches its whole leaf
+// first (touchLeaf): about where leaves stop fitting in this machine's
+// last-level cache. Measured with Rank: at 1M participants 6-9% faster; at
+// 100k, where leaves are mostly cached, 15% slower (the extra loads cost more
+// than the misses they overlap). A variable only so that tests can make every
+// lookup touch.
+var touchMin = 1 << 18
+
+// touchLeaf loads every cache line of leaf n's keys at once and returns a
+// value derived from them. The keys sit at a fixed offset in the leaf's own
+// allocation, so these loads do not wait for the node's header (where the
+// slice's address is) and their misses overlap each other and the header's;
+// the scan that follows finds the lines arriving together instead of one
+// after another. Lines past the leaf's last key are loaded too: a fixed
+// count keeps the loop free of the header's length.
+func touchLeaf(n *node) uint64 {
+	b := (*leafBlock)(unsafe.Pointer(n))
+	var s uint64
+	for j := 0; j < nodeCap; j += 4 { // an entry is 16 bytes: four to a 64-byte line
+		s += b.keys[j].k1
+	}
+	return s
 }

@@ -86,9 +86,11 @@ func (o *oracle) remove(id string) (Change, bool) {
 // several levels deep, exercising splits, merges and redistribution at every
 // level, and makes the arena compact after a few removals.
 func withSmallNodes(t *testing.T) {
-	lm, lmin, im, imin, cmd := leafMax, leafMin, innerMax, innerMin, compactMinDead
-	leafMax, leafMin, innerMax, innerMin, compactMinDead = 4, 2, 4, 2, 256
-	t.Cleanup(func() { leafMax, leafMin, innerMax, innerMin, compactMinDead = lm, lmin, im, imin, cmd })
+	lm, lmin, im, imin, cmd, tm := leafMax, leafMin, innerMax, innerMin, compactMinDead, touchMin
+	// touchMin 0: every lookup touches its leaf first, as on a large board
+	// (under -race, checkptr vets the cast to the leaf's block).
+	leafMax, leafMin, innerMax, innerMin, compactMinDead, touchMin = 4, 2, 4, 2, 256, 0
+	t.Cleanup(func() { leafMax, leafMin, innerMax, innerMin, compactMinDead, touchMin = lm, lmin, im, imin, cmd, tm })
 }
 
 // withCollidingTags makes hash tags one bit wide for the rankings the test
