@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,7 +157,12 @@ func TestSlowReaderResyncs(t *testing.T) {
 // frames that waited reach it in order (an unbroken prev_version chain), and
 // the server wrote several of them per write call.
 func TestBehindReaderGetsFramesTogether(t *testing.T) {
-	addr := startServer(t, func(c *server.Config) { c.SendQueue = 256 })
+	// Enough ~100 KB frames to be more than the kernel holds for a reader that
+	// does not read: the sender's buffer grows up to tcp_wmem's maximum (4 MB
+	// here, 16 MB on some hosts), so that many frames, twice over, and then
+	// frames wait in the server's queue.
+	rounds := 2*wmemMax(t)/(100<<10) + 20
+	addr := startServer(t, func(c *server.Config) { c.SendQueue = 2 * rounds })
 	seed(t, addr, "behind")
 	for i := 30; i < 1000; i++ { // a big window makes big frames
 		post(t, "http://"+addr+"/v1/leaderboards/behind/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
@@ -170,10 +177,7 @@ func TestBehindReaderGetsFramesTogether(t *testing.T) {
 	defer conn.NetConn().Close()
 	v.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
 	writes0, frames0 := writeCounters(t, addr)
-	// 80 flushes of ~100 KB frames: more than the kernel holds for a reader that
-	// does not read (the sender's buffer grows to tcp_wmem's 4 MB), so frames
-	// wait in the server's queue.
-	for round := range 80 {
+	for round := range rounds {
 		var items []string
 		for i := 0; i < 1000; i += 2 {
 			items = append(items, fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, 5000+round*1000+i))
@@ -195,6 +199,19 @@ func TestBehindReaderGetsFramesTogether(t *testing.T) {
 	if writes-writes0 == 0 || frames-frames0 <= writes-writes0 {
 		t.Fatalf("%g frames in %g writes: waiting frames were not written together", frames-frames0, writes-writes0)
 	}
+}
+
+// wmemMax is the largest send buffer the kernel grows a TCP socket to
+// (net.ipv4.tcp_wmem's third field), 4 MB where it cannot be read.
+func wmemMax(t *testing.T) int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 3 {
+		if n, err := strconv.Atoi(f[2]); err == nil {
+			return n
+		}
+	}
+	t.Logf("tcp_wmem unreadable (%v): assuming 4 MB", err)
+	return 4 << 20
 }
 
 // writeCounters reads the gateway's write calls and the frames they carried from /metrics.

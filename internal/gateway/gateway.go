@@ -11,7 +11,9 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/wsframe"
 )
 
 // Options configure a Gateway.
@@ -130,13 +133,17 @@ func New(hub Hub, opts Options) *Gateway {
 	}
 	g.upgrader = gws.NewUpgrader(&events{g}, &gws.ServerOption{
 		ReadMaxPayloadSize: MaxMessageBytes,
-		ReadBufferSize:     1024,  // client messages are small; the default 4 KB per idle connection is waste
+		ReadBufferSize:     wsReadBuffer,
 		CheckUtf8Enabled:   false, // frames are built ASCII; json decoding of client messages tolerates bad UTF-8
 		HandshakeTimeout:   5 * time.Second,
 		Recovery:           gws.Recovery,
 	})
 	return g
 }
+
+// wsReadBuffer is the read buffer of a WebSocket connection: client messages
+// are small, and gws's default 4 KB per idle connection is waste.
+const wsReadBuffer = 1024
 
 // Connections is the number of open WebSocket connections.
 func (g *Gateway) Connections() int64 { return g.count.Load() }
@@ -208,8 +215,14 @@ func (g *Gateway) Shutdown() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Every deadline first (writers leave them alone from now on), so
+			// that connections whose readers stopped cost a second in all,
+			// not a second each.
+			deadline := time.Now().Add(time.Second)
 			for _, c := range part {
-				_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = c.ws.SetWriteDeadline(deadline)
+			}
+			for _, c := range part {
 				_ = c.ws.WriteClose(1001, []byte("server shutting down"))
 			}
 		}()
@@ -247,14 +260,26 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 		g.stats.rejected.Add(1)
 		return &board.Error{Code: board.CodeUnavailable, Message: "too many live connections on this server; retry later", RetryAfter: 5 * time.Second}
 	}
-	ws, err := g.upgrader.Upgrade(w, r)
+	netConn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		g.count.Add(-1)
+		return &board.Error{Code: board.CodeUnavailable, Message: "this connection cannot be upgraded: " + err.Error(), RetryAfter: time.Second}
+	}
+	// gws reads and writes through nc; the writers write frames beside it
+	// through nc too (see writer.go and package wsframe).
+	nc := wsframe.NewConn(netConn)
+	ws, err := g.upgrader.UpgradeFromConn(nc, bufio.NewReaderSize(nc, wsReadBuffer), r)
 	if err != nil {
 		g.count.Add(-1)
 		return nil // gws has answered the failed handshake
 	}
-	c := &wsConn{g: g, ws: ws, board: boardID, subs: map[string]*wsSub{}, shard: int(g.nextID.Add(1))}
+	c := &wsConn{g: g, ws: ws, nc: nc, board: boardID, subs: map[string]*wsSub{}, shard: int(g.nextID.Add(1))}
 	c.queue = c.first[:0]
-	if sc, ok := ws.NetConn().(syscall.Conn); ok {
+	socket := netConn
+	if tc, ok := socket.(*tls.Conn); ok {
+		socket, c.tls = tc.NetConn(), true
+	}
+	if sc, ok := socket.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
 	ws.Session().Store("c", c)

@@ -79,7 +79,10 @@ func (p *writerPool) run(ch chan *wsConn, b *batch) {
 		if n%16 == 0 {
 			runtime.Gosched()
 		}
-		if n%32 == 0 && time.Since(busySince) > busyYield {
+		// Only with more connections waiting: otherwise the writer is about
+		// to park anyway, and a node that works in short bursts all the time
+		// (many boards' windows staggered) would pay the pauses for nothing.
+		if n%32 == 0 && len(ch) > 0 && time.Since(busySince) > busyYield {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
@@ -174,11 +177,11 @@ func (c *wsConn) writeQueued(blocking bool, b *batch) {
 		}
 		c.queue = c.queue[n:]
 		c.qmu.Unlock()
-		if blocking {
+		if blocking && !c.g.closing.Load() { // at shutdown, Shutdown's deadline stands
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.opts.WriteTimeout))
 			c.deadline = true
 		}
-		err := wsframe.Write(c.ws.NetConn(), bufs, &b.join)
+		err := c.nc.WriteFrames(bufs, &b.join)
 		clear(bufs) // the frames are written: do not keep them alive until the next write
 		if err != nil {
 			c.abort()
@@ -194,10 +197,10 @@ func (c *wsConn) writeQueued(blocking bool, b *batch) {
 // gws writes pings and pongs on its own, and an expired deadline would fail
 // them; the next owner sets its own deadline before writing. Called with qmu held.
 func (c *wsConn) release() {
-	if c.deadline {
+	if c.deadline && !c.g.closing.Load() {
 		_ = c.ws.SetWriteDeadline(time.Time{})
-		c.deadline = false
 	}
+	c.deadline = false
 	c.scheduled = false
 	// Back to the connection's own one-frame storage: a burst's larger array
 	// is dropped (a [:0:0] slice would still point at it), and so is the last
@@ -208,9 +211,10 @@ func (c *wsConn) release() {
 
 // abort stops writing to a connection whose write failed, and closes it; its
 // reader then sees the close and unsubscribes everything. A write fails on a
-// socket already closed, by the reader or by gws after its own close frame
-// (1008 for a flooding client, 1009 for an oversized message, 1001 at
-// shutdown), and closing it again changes nothing.
+// socket already closed (by the reader, or by gws after its close frame), or
+// is refused because gws has just written its close frame (1008 for a
+// flooding client, 1009 for an oversized message, 1001 at shutdown): the
+// frame is on its way, and closing the socket after it loses nothing.
 func (c *wsConn) abort() {
 	c.qmu.Lock()
 	c.queue = nil
@@ -226,7 +230,10 @@ func (c *wsConn) abort() {
 // that credit is spent no further check (a system call) is needed.
 func (c *wsConn) roomFor(n int) bool {
 	if c.raw == nil {
-		return true
+		return false // no socket to ask: the connection's own writer, with a deadline
+	}
+	if c.tls {
+		n += (n/16384 + 1) * 32 // a TLS record's header and tag, per 16 KB
 	}
 	if c.credit >= n {
 		c.credit -= n

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/fanout"
+	"github.com/lbhq/leaderboard/internal/wsframe"
 )
 
 // wsConn is one WebSocket connection. It is the fan-out Sink of all its
@@ -25,7 +26,9 @@ type wsConn struct {
 	ws    *gws.Conn
 	board string
 	shard int
-	raw   syscall.RawConn // for the socket-buffer check; nil when not TCP
+	nc    *wsframe.Conn   // what gws writes through, and the writers beside it
+	raw   syscall.RawConn // the TCP socket, for the send-buffer check; nil when not TCP
+	tls   bool            // the socket carries TLS: writes take a little more room
 
 	qmu   sync.Mutex
 	queue []fanout.Frame

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -114,5 +115,50 @@ func TestFramesReadByAClient(t *testing.T) {
 			}
 			<-done
 		})
+	}
+}
+
+// TestConnRefusesFramesAfterClose: once the library's close frame has gone
+// through Conn, WriteFrames writes nothing more; the handshake response (which
+// starts with "HTTP") and other frames do not count as a close.
+func TestConnRefusesFramesAfterClose(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	c := NewConn(server)
+	var join []byte
+	frame := [][]byte{AppendTextHeader(nil, 2), []byte("hi")}
+	steps := []struct {
+		lib     []byte // written by "the library" first, if any
+		wantErr error
+	}{
+		{lib: []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")},
+		{lib: []byte{0x89, 0}}, // a ping
+		{},
+		{lib: []byte{0x88, 2, 0x03, 0xe9}, wantErr: ErrClosed}, // close 1001
+		{wantErr: ErrClosed},
+	}
+	for i, s := range steps {
+		if s.lib != nil {
+			if _, err := c.Write(s.lib); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.WriteFrames(append([][]byte(nil), frame...), &join); err != s.wantErr {
+			t.Fatalf("step %d: WriteFrames returned %v, want %v", i, err, s.wantErr)
+		}
+	}
+	server.Close()
+	b := <-got
+	// The handshake, the ping, three 4-byte frames (steps 0-2), the close frame.
+	if want := len(steps[0].lib) + 2 + 3*4 + 4; len(b) != want {
+		t.Fatalf("%d bytes on the wire, want %d: %q", len(b), want, b)
+	}
+	if !bytes.HasSuffix(b, []byte{0x88, 2, 0x03, 0xe9}) {
+		t.Fatalf("the close frame is not the last thing written: %q", b)
 	}
 }
