@@ -45,33 +45,42 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 //
 // Two things keep the HTTP handlers going while it works. Every 16
 // connections it yields, so that runnable handlers are not kept waiting for
-// a whole burst. And once it has been busy without a pause for longer than
-// busyYield (a node past its capacity, where bursts run into each other), it
-// also sleeps briefly every 32 connections: Go's scheduler looks for sockets
-// that became readable (the next request on a keep-alive connection) only
-// when a processor has nothing else to run, or every 10 ms from its monitor
-// thread, so writers that are always runnable would hold each keep-alive
-// connection to about 100 requests a second (measured: 16 connections
-// offering 10,000 submissions/s got 1,900/s through at 15,000 viewers, and
-// all of them with these pauses). There is one writer per processor, so
-// that a sleeping writer leaves its processor idle rather than to another
-// writer. The pauses only start past busyYield because a pause can last up to
-// a millisecond when the processor is otherwise idle (the poller's timeout
-// granularity), which a node within its capacity would pay as latency.
+// a whole burst. And once it has been busy for longer than busyYield without
+// a real rest (a node past its capacity, where bursts run into each other),
+// it also sleeps briefly every 32 connections. Go's scheduler looks for
+// sockets that became readable (the next request on a keep-alive connection)
+// only when a processor has nothing else to run, or every 10 ms from its
+// monitor thread, so writers that are always runnable would hold each
+// keep-alive connection to about 100 requests a second (measured: 16
+// connections offering 10,000 submissions/s got 1,900/s through at 15,000
+// viewers, and all of them with these pauses). There is one writer per
+// processor, so that a sleeping writer leaves its processor idle rather than
+// to another writer. A node within its capacity rests between bursts and
+// never pauses: a pause can last up to a millisecond when the processor is
+// otherwise idle (the poller's timeout granularity), which such a node would
+// pay as latency.
 func (p *writerPool) run(ch chan *wsConn, b *batch) {
-	busySince := time.Now()
-	n := 0
+	var (
+		busySince = time.Now()
+		waited    time.Duration // waiting for work since busySince
+		n         int
+	)
 	for {
 		var c *wsConn
 		select {
 		case c = <-ch:
 		default:
-			idle := time.Now()
+			t := time.Now()
 			c = <-ch // idle until the next connection has frames
-			// A pause of a few milliseconds between bursts that run into each
-			// other does not end the busy period: the handlers got no chance.
-			if now := time.Now(); now.Sub(idle) > restedAfter {
-				busySince = now
+			now := time.Now()
+			w := now.Sub(t)
+			waited += w
+			// A rest: one wait of a few milliseconds (the gap between one
+			// window's burst and the next), or short waits adding up to half
+			// the time (a trickle of work on a node that is mostly idle). Short
+			// gaps between bursts that run into each other are not one.
+			if w > restedAfter || 2*waited > now.Sub(busySince) {
+				busySince, waited = now, 0
 			}
 		}
 		c.writeQueued(false, b)
@@ -79,20 +88,17 @@ func (p *writerPool) run(ch chan *wsConn, b *batch) {
 		if n%16 == 0 {
 			runtime.Gosched()
 		}
-		// Only with more connections waiting: otherwise the writer is about
-		// to park anyway, and a node that works in short bursts all the time
-		// (many boards' windows staggered) would pay the pauses for nothing.
-		if n%32 == 0 && len(ch) > 0 && time.Since(busySince) > busyYield {
+		if n%32 == 0 && time.Since(busySince) > busyYield {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
 }
 
-// busyYield is how long a writer works, with no rest longer than restedAfter,
-// before it starts sleeping between connections (see run). Half a flush
-// window: a node within its capacity writes a window's frames in less (5,000
-// viewers, 10,000 submissions/s: ~25 ms) and rests until the next; a node
-// past it never rests.
+// busyYield is how long a writer works without a rest before it starts
+// sleeping between connections (see run): half a flush window. A node within
+// its capacity writes a window's frames in less (5,000 viewers, 10,000
+// submissions/s: ~25 ms) and rests until the next; a node past it never
+// rests.
 const (
 	busyYield   = 50 * time.Millisecond
 	restedAfter = 5 * time.Millisecond
