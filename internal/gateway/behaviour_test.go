@@ -80,6 +80,28 @@ func TestResumeAfterDisconnect(t *testing.T) {
 	waitFor(t, "answer", func() bool { return firstOfType(c3.all(), "snapshot", "e") != nil })
 }
 
+// bigBoardPausedViewer fills leaderboard id with a thousand participants (a
+// big window makes big frames) and subscribes a viewer with a tiny receive
+// buffer to its top 1000 (subscription "big"); the viewer does not read until
+// its pause channel is closed.
+func bigBoardPausedViewer(t *testing.T, addr, id string) *wsClient {
+	t.Helper()
+	seed(t, addr, id)
+	for i := 30; i < 1000; i++ {
+		post(t, "http://"+addr+"/v1/leaderboards/"+id+"/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
+	}
+	v := &wsClient{closed: make(chan error, 1), pause: make(chan struct{})}
+	conn, _, err := gws.NewClient(v, &gws.ClientOption{Addr: "ws://" + addr + "/v1/leaderboards/" + id + "/subscribe", NewDialer: smallBufferDialer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.conn = conn
+	go conn.ReadLoop()
+	t.Cleanup(func() { conn.NetConn().Close() })
+	v.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
+	return v
+}
+
 // smallBufferDialer makes a client socket with a tiny receive buffer, so that a
 // client that stops reading backs the server up quickly.
 func smallBufferDialer() (gws.Dialer, error) {
@@ -95,19 +117,7 @@ func smallBufferDialer() (gws.Dialer, error) {
 // when the slow one reads again it gets a fresh snapshot and converges.
 func TestSlowReaderResyncs(t *testing.T) {
 	addr := startServer(t, func(c *server.Config) { c.SendQueue = 4 })
-	seed(t, addr, "slow")
-	for i := 30; i < 1000; i++ { // a big window makes big frames
-		post(t, "http://"+addr+"/v1/leaderboards/slow/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
-	}
-	slow := &wsClient{closed: make(chan error, 1), pause: make(chan struct{})}
-	conn, _, err := gws.NewClient(slow, &gws.ClientOption{Addr: "ws://" + addr + "/v1/leaderboards/slow/subscribe", NewDialer: smallBufferDialer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow.conn = conn
-	go conn.ReadLoop()
-	defer conn.NetConn().Close()
-	slow.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
+	slow := bigBoardPausedViewer(t, addr, "slow")
 	fast, _, err := dial(t, addr, "slow", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -163,19 +173,7 @@ func TestBehindReaderGetsFramesTogether(t *testing.T) {
 	// frames wait in the server's queue.
 	rounds := 2*wmemMax(t)/(100<<10) + 20
 	addr := startServer(t, func(c *server.Config) { c.SendQueue = 2 * rounds })
-	seed(t, addr, "behind")
-	for i := 30; i < 1000; i++ { // a big window makes big frames
-		post(t, "http://"+addr+"/v1/leaderboards/behind/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
-	}
-	v := &wsClient{closed: make(chan error, 1), pause: make(chan struct{})}
-	conn, _, err := gws.NewClient(v, &gws.ClientOption{Addr: "ws://" + addr + "/v1/leaderboards/behind/subscribe", NewDialer: smallBufferDialer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.conn = conn
-	go conn.ReadLoop()
-	defer conn.NetConn().Close()
-	v.send(t, `{"type":"subscribe","id":"big","kind":"top","limit":1000}`)
+	v := bigBoardPausedViewer(t, addr, "behind")
 	writes0, frames0 := writeCounters(t, addr)
 	for round := range rounds {
 		var items []string
