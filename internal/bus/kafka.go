@@ -239,17 +239,39 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 	// endsAtAssign reads the end offsets of newly assigned partitions before
 	// Assigned is called, so that a partition without a commit starts no
 	// later than the moment the handler learnt it owns it.
+	//
+	// A failed lookup is tried again (up to endsAttempts times, while the
+	// group's context lasts): given up, the start would be looked up when the
+	// fetch begins instead, which may be after the handler, told it owns the
+	// partitions, has caused events there, and those would be skipped.
 	endsAtAssign := func(actx context.Context, acl *kgo.Client, ps []int32) {
-		ends, err := kadm.NewClient(acl).ListEndOffsets(actx, topic)
-		if err != nil {
-			log.Warn("kafka: end offsets at assignment", "err", err)
-			return
-		}
-		startsMu.Lock()
-		defer startsMu.Unlock()
-		for _, p := range ps {
-			if e, ok := ends.Lookup(topic, p); ok && e.Err == nil {
-				atAssign[p] = e.Offset
+		adm := kadm.NewClient(acl)
+		for attempt := 1; ; attempt++ {
+			ends, err := adm.ListEndOffsets(actx, topic)
+			missing := 0
+			startsMu.Lock()
+			for _, p := range ps {
+				if err == nil {
+					if e, ok := ends.Lookup(topic, p); ok && e.Err == nil {
+						atAssign[p] = e.Offset
+						continue
+					}
+				}
+				if _, ok := atAssign[p]; !ok {
+					missing++
+				}
+			}
+			startsMu.Unlock()
+			if missing == 0 {
+				return
+			}
+			if attempt == endsAttempts || actx.Err() != nil {
+				log.Warn("kafka: end offsets at assignment", "err", err, "partitions_missing", missing)
+				return
+			}
+			select {
+			case <-actx.Done():
+			case <-time.After(endsRetryBackoff):
 			}
 		}
 	}
@@ -415,6 +437,13 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 	cl.CloseAllowingRebalance()
 	return herr
 }
+
+// endsAttempts and endsRetryBackoff bound the lookup of a new assignment's
+// end offsets (see KafkaConsumer.Run): about a second in all.
+const (
+	endsAttempts     = 10
+	endsRetryBackoff = 100 * time.Millisecond
+)
 
 // FrameProducerOptions configure a KafkaFrameProducer.
 type FrameProducerOptions struct {

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/lbhq/leaderboard/internal/bus"
 	"github.com/lbhq/leaderboard/internal/bus/bustest"
@@ -408,5 +411,100 @@ func TestEnsureTopics(t *testing.T) {
 	defer fc.Close()
 	if fc.Partitions() != 6 {
 		t.Fatalf("frames topic has %d partitions, want 6", fc.Partitions())
+	}
+}
+
+// TestKafkaStartsAtAssignmentDespiteFailedLookup: a new group's partitions
+// start where they ended when the handler learnt it owned them, even when the
+// first lookup of those end offsets fails: the events produced right after
+// Assigned are all delivered. (With the failure ignored, the start was looked
+// up again later, after those events, and they were skipped: the likely cause of a
+// rare failure of TestKafkaOutageAndResume on a loaded machine.)
+func TestKafkaStartsAtAssignmentDespiteFailedLookup(t *testing.T) {
+	c := newCluster(t, 4)
+	// The first lookup of end offsets fails; any lookup after Assigned waits
+	// until the test has produced (as a slow one on a loaded machine would).
+	var failed, wasAssigned atomic.Bool
+	produced := make(chan struct{})
+	c.ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if failed.Load() {
+			if wasAssigned.Load() {
+				c.SleepControl(func() { <-produced })
+			}
+			return nil, nil, false
+		}
+		failed.Store(true)
+		req := kreq.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownServerError.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	p, err := bus.NewKafkaProducer(c.cfg, bus.ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	got := map[bus.Event]bool{}
+	assigned := make(chan struct{}, 1)
+	cons := bus.NewKafkaConsumer(c.cfg, consumerOptions("lookup"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- cons.Run(ctx, bus.HandlerFuncs{
+			OnAssigned: func(context.Context, []int32) {
+				wasAssigned.Store(true)
+				select {
+				case assigned <- struct{}{}:
+				default:
+				}
+			},
+			OnEvents: func(_ context.Context, _ int32, evs []bus.Event) error {
+				mu.Lock()
+				for _, e := range evs {
+					got[e] = true
+				}
+				mu.Unlock()
+				return nil
+			},
+		})
+	}()
+	<-assigned
+	var evs []bus.Event
+	for v := uint64(1); v <= 10; v++ {
+		evs = append(evs, bustest.Ev("alpha", v), bustest.Ev("beta", v))
+	}
+	if err := p.ProduceSync(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	close(produced)
+	deadline := time.Now().Add(15 * time.Second) // delivered within milliseconds when right
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == len(evs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d events produced after Assigned were delivered (the failed lookup was injected: %v)", n, len(evs), failed.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
