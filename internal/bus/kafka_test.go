@@ -123,6 +123,73 @@ func consumerOptions(group string) bus.ConsumerOptions {
 	}
 }
 
+// collector is a consumer of its own group that records every event it is
+// handed, duplicates included.
+type collector struct {
+	mu     sync.Mutex
+	got    []bus.Event
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startCollector runs a collector in group and returns once it has been
+// assigned its partitions; onAssigned, if not nil, runs in Assigned first.
+func startCollector(t *testing.T, c *cluster, group string, onAssigned func()) *collector {
+	t.Helper()
+	col := &collector{done: make(chan error, 1)}
+	var ctx context.Context
+	ctx, col.cancel = context.WithCancel(context.Background())
+	t.Cleanup(col.cancel)
+	assigned := make(chan struct{}, 1)
+	cons := bus.NewKafkaConsumer(c.cfg, consumerOptions(group))
+	go func() {
+		col.done <- cons.Run(ctx, bus.HandlerFuncs{
+			OnAssigned: func(context.Context, []int32) {
+				if onAssigned != nil {
+					onAssigned()
+				}
+				select {
+				case assigned <- struct{}{}:
+				default:
+				}
+			},
+			OnEvents: func(_ context.Context, _ int32, evs []bus.Event) error {
+				col.mu.Lock()
+				col.got = append(col.got, evs...)
+				col.mu.Unlock()
+				return nil
+			},
+		})
+	}()
+	<-assigned
+	return col
+}
+
+// events returns a copy of what the collector received, in order.
+func (col *collector) events() []bus.Event {
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	return append([]bus.Event(nil), col.got...)
+}
+
+// distinct is the number of different events received.
+func (col *collector) distinct() int {
+	seen := map[bus.Event]bool{}
+	for _, e := range col.events() {
+		seen[e] = true
+	}
+	return len(seen)
+}
+
+// stop ends the consumer and fails the test if Run returned an error.
+func (col *collector) stop(t *testing.T) {
+	t.Helper()
+	col.cancel()
+	if err := <-col.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func kafkaHarness(t *testing.T) *bustest.Env {
 	c := newCluster(t, 8)
 	p, err := bus.NewKafkaProducer(c.cfg, bus.ProducerOptions{})
@@ -190,30 +257,7 @@ func TestKafkaOutageAndResume(t *testing.T) {
 	}
 	defer p.Close()
 
-	var mu sync.Mutex
-	var got []bus.Event
-	assigned := make(chan struct{}, 1)
-	cons := bus.NewKafkaConsumer(c.cfg, consumerOptions("outage"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- cons.Run(ctx, bus.HandlerFuncs{
-			OnAssigned: func(context.Context, []int32) {
-				select {
-				case assigned <- struct{}{}:
-				default:
-				}
-			},
-			OnEvents: func(_ context.Context, _ int32, evs []bus.Event) error {
-				mu.Lock()
-				got = append(got, evs...)
-				mu.Unlock()
-				return nil
-			},
-		})
-	}()
-	<-assigned
+	col := startCollector(t, c, "outage", nil)
 
 	// A relay: one leaderboard's outbox, produced in order, the cursor moved
 	// only past what ProduceSync acknowledged.
@@ -258,34 +302,19 @@ func TestKafkaOutageAndResume(t *testing.T) {
 	}
 
 	d := bus.NewDedup()
-	distinct := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		seen := map[bus.Event]bool{}
-		for _, e := range got {
-			seen[e] = true
-		}
-		return len(seen)
-	}
 	deadline := time.Now().Add(bustest.Wait)
-	for distinct() < 30*len(boards) {
+	for col.distinct() < 30*len(boards) {
 		if time.Now().After(deadline) {
-			mu.Lock()
 			seq := map[string][]uint64{}
-			for _, e := range got {
+			for _, e := range col.events() {
 				seq[e.Leaderboard] = append(seq[e.Leaderboard], e.Version)
 			}
-			mu.Unlock()
 			t.Fatalf("gave up waiting for every version; received %v", seq)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	col.stop(t)
+	got := col.events()
 	dups := 0
 	last := map[string]uint64{}
 	for _, e := range got {
@@ -455,46 +484,18 @@ func TestKafkaStartsAtAssignmentDespiteFailedLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	var mu sync.Mutex
-	got := map[bus.Event]bool{}
-	assigned := make(chan struct{}, 1)
-	cons := bus.NewKafkaConsumer(c.cfg, consumerOptions("lookup"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- cons.Run(ctx, bus.HandlerFuncs{
-			OnAssigned: func(context.Context, []int32) {
-				wasAssigned.Store(true)
-				select {
-				case assigned <- struct{}{}:
-				default:
-				}
-			},
-			OnEvents: func(_ context.Context, _ int32, evs []bus.Event) error {
-				mu.Lock()
-				for _, e := range evs {
-					got[e] = true
-				}
-				mu.Unlock()
-				return nil
-			},
-		})
-	}()
-	<-assigned
+	col := startCollector(t, c, "lookup", func() { wasAssigned.Store(true) })
 	var evs []bus.Event
 	for v := uint64(1); v <= 10; v++ {
 		evs = append(evs, bustest.Ev("alpha", v), bustest.Ev("beta", v))
 	}
-	if err := p.ProduceSync(ctx, evs...); err != nil {
+	if err := p.ProduceSync(context.Background(), evs...); err != nil {
 		t.Fatal(err)
 	}
 	close(produced)
 	deadline := time.Now().Add(15 * time.Second) // delivered within milliseconds when right
 	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
+		n := col.distinct()
 		if n == len(evs) {
 			break
 		}
@@ -503,8 +504,5 @@ func TestKafkaStartsAtAssignmentDespiteFailedLookup(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	col.stop(t)
 }
