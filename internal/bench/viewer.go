@@ -664,7 +664,8 @@ var (
 	versionKey     = []byte(`"version":`)
 	prevVersionKey = []byte(`"prev_version":`)
 	epochKey       = []byte(`"epoch":"`)
-	markerKey      = []byte(`"participant_id":"` + markerPrefix)
+	idKey          = []byte(`"participant_id":"`)
+	markerID       = []byte(markerPrefix)
 )
 
 // onFrame handles one server message without decoding it: the type, the versions and the marker
@@ -777,11 +778,18 @@ func parseDigits(b []byte) (uint64, int) {
 func (v *viewer) scanMarkers(b []byte, now int64, live bool) {
 	base := v.g.cfg.MarkerBase
 	for {
-		i := bytes.Index(b, markerKey)
+		// Search for the id's prefix and check the key before it: the prefix's first byte is
+		// rare in a frame (no field name holds an "m" but display_name), the key's is a quote,
+		// the most common byte, and searching for the key cost the tool a quarter of its time.
+		i := bytes.Index(b, markerID)
 		if i < 0 {
 			break
 		}
-		b = b[i+len(markerKey):]
+		isID := i >= len(idKey) && bytes.Equal(b[i-len(idKey):i], idKey)
+		b = b[i+len(markerID):]
+		if !isID {
+			continue
+		}
 		k, n := parseDigits(b)
 		if n == 0 || n >= len(b) || b[n] != '"' {
 			continue // not one of ours

@@ -495,6 +495,7 @@ func TestFrameScanning(t *testing.T) {
 	g.setWindow(time.Unix(0, 1000), time.Unix(0, 1<<62))
 	g.acks.set(0, 5000) // mk-10
 	g.acks.set(2, 500)  // mk-12, acknowledged before the window: not measured
+	g.acks.set(3, 5000) // mk-13, named only in a display name below: not seen
 	v := &viewer{g: g, kind: kindTop}
 	g.ready.Add(1) // the snapshot marks the viewer ready
 	snap := []byte(`{"type":"snapshot","id":"v","version":7,"offset":0,"size":2,"entries":[` +
@@ -508,7 +509,7 @@ func TestFrameScanning(t *testing.T) {
 		`{"rank":1,"participant_id":"mk-12","score":1000000000012,"achieved_at":1},` +
 		`{"rank":2,"participant_id":"mk-11","score":1000000000011,"achieved_at":1},` +
 		`{"rank":3,"participant_id":"mk-10","score":1000000000010,"achieved_at":1},` +
-		`{"rank":4,"participant_id":"mk-1x","score":1,"achieved_at":1}]}`)
+		`{"rank":4,"participant_id":"mk-1x","score":1,"achieved_at":1,"display_name":"mk-13"}]}`)
 	v.onFrame(nil, upd, 3_000_000)
 	if v.version != 9 || v.st.chainBreaks != 0 {
 		t.Fatalf("version %d, chain breaks %d", v.version, v.st.chainBreaks)
