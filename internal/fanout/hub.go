@@ -10,8 +10,19 @@
 // Nothing in that path is proportional to the number of viewers except the
 // final hand-over; segments far from any change cost nothing.
 //
-// All subscribers of a segment share its version: a new subscriber gets the
-// segment's last state as its snapshot, so one encoded update fits all of them.
+// A segment's subscribers are split into phases (Options.Phases, default 4),
+// each flushed at its own offset within the window: phase k of every segment
+// is flushed every window, k/Phases of a window after phase 0. Each
+// subscription still gets at most one update per window, but a node with
+// many viewers writes a quarter of them at a time instead of all of them at
+// the end of each window, so a change waits for its window and then for a
+// quarter of the writes, not for the window and then for all of them.
+//
+// All subscribers of one phase of a segment share its version: a new
+// subscriber gets the phase's last state as its snapshot, so one encoded
+// update fits all of them. A sink that implements Phaser (a WebSocket
+// connection) puts all its subscriptions in one phase, so their frames leave
+// together.
 package fanout
 
 import (
@@ -20,6 +31,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbhq/leaderboard/internal/store"
@@ -41,13 +53,22 @@ type Sink interface {
 	Send(f Frame) bool
 }
 
+// Phaser is implemented by a sink that chooses its phase (any number; it is
+// taken modulo Options.Phases). Sinks without it are given phases in turn.
+type Phaser interface {
+	Phase() uint32
+}
+
 // Options configure a Hub.
 type Options struct {
 	Epoch         string        // the store's epoch
 	FlushInterval time.Duration // coalescing window (default 100 ms)
 	History       time.Duration // how far back a resume is served by one update (default 60 s)
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// Phases splits each window into this many flush ticks; a subscription
+	// is flushed at one of them (default 4; 1 flushes everyone together).
+	Phases int
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Hub fans out every leaderboard's changes. It implements store.EventSink.
@@ -58,6 +79,8 @@ type Hub struct {
 
 	mu     sync.Mutex
 	boards map[string]*boardHub
+
+	nextPhase atomic.Uint32 // for sinks that are not Phasers
 
 	stats Stats
 }
@@ -85,6 +108,9 @@ func New(src Source, opts Options) *Hub {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Phases <= 0 {
+		opts.Phases = 4
+	}
 	h := &Hub{src: src, opts: opts, log: opts.Logger, boards: map[string]*boardHub{}}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -97,6 +123,9 @@ func (h *Hub) Epoch() string { return h.opts.Epoch }
 
 // FlushInterval is the coalescing window.
 func (h *Hub) FlushInterval() time.Duration { return h.opts.FlushInterval }
+
+// Phases is the number of flush ticks per window.
+func (h *Hub) Phases() int { return h.opts.Phases }
 
 // boardHub is the fan-out state of one leaderboard.
 //
@@ -114,8 +143,9 @@ type boardHub struct {
 	histKnown bool
 
 	mu       sync.Mutex
-	segments map[string]*segment
-	stale    bool // some segment must be read again at the next flush (see markIfMissed)
+	segments map[string]*segGroup
+	pending  []bucket // per phase: the union of the buckets closed since its last flush
+	stale    []bool   // per phase: some segment must be read again at its next flush (see markIfMissed)
 }
 
 // bucket is the union of rank ranges changed by versions from..to.
@@ -135,9 +165,53 @@ func (b *bucket) add(version uint64, lo, hi int64) {
 	b.to = version
 }
 
-// segment is one distinct window and its subscribers.
+// union widens b to cover o as well.
+func (b *bucket) union(o bucket) {
+	if !o.any {
+		return
+	}
+	if !b.any {
+		*b = o
+		return
+	}
+	b.from, b.to = min(b.from, o.from), max(b.to, o.to)
+	b.lo, b.hi = min(b.lo, o.lo), max(b.hi, o.hi)
+}
+
+// segGroup is one distinct window: its subscribers, split by phase.
+type segGroup struct {
+	key    string
+	spec   Spec
+	phases []*segment // nil where the phase has no subscriber
+}
+
+// subscribed reports whether any phase has a subscriber.
+func (g *segGroup) subscribed() bool {
+	for _, s := range g.phases {
+		if s != nil && len(s.subs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// newest is the phase state with the highest version.
+func (g *segGroup) newest() *segment {
+	var n *segment
+	for _, s := range g.phases {
+		if s != nil && (n == nil || s.version > n.version) {
+			n = s
+		}
+	}
+	return n
+}
+
+// segment is one phase of a window: its subscribers, and the state they have
+// been sent.
 type segment struct {
 	key     string
+	phase   int
+	group   *segGroup
 	spec    Spec
 	version uint64
 	list    listState
@@ -197,7 +271,8 @@ func (h *Hub) boardHub(id string) *boardHub {
 	defer h.mu.Unlock()
 	bh := h.boards[id]
 	if bh == nil {
-		bh = &boardHub{id: id, segments: map[string]*segment{}}
+		bh = &boardHub{id: id, segments: map[string]*segGroup{},
+			pending: make([]bucket, h.opts.Phases), stale: make([]bool, h.opts.Phases)}
 		h.boards[id] = bh
 	}
 	return bh
@@ -234,10 +309,11 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 	}
 	bh := h.boardHub(board)
 	key := spec.Key()
+	phase := h.phaseOf(sink)
 	bh.mu.Lock()
-	seg := bh.segments[key]
+	grp := bh.segments[key]
 	bh.mu.Unlock()
-	if seg == nil {
+	if grp == nil {
 		// Read outside the hub's locks (the store takes its own); the hub
 		// exists already, so every change after this read is recorded.
 		fresh, err := h.read(ctx, board, spec)
@@ -246,11 +322,12 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		}
 		bh.noteRead(fresh.version)
 		bh.mu.Lock()
-		if seg = bh.segments[key]; seg == nil {
-			seg = fresh
-			seg.key = key
-			bh.segments[key] = seg
-			bh.markIfMissed(seg)
+		if grp = bh.segments[key]; grp == nil {
+			grp = &segGroup{key: key, spec: spec, phases: make([]*segment, h.opts.Phases)}
+			fresh.key, fresh.phase, fresh.group = key, phase, grp
+			grp.phases[phase] = fresh
+			bh.segments[key] = grp
+			bh.markIfMissed(fresh)
 		}
 		bh.mu.Unlock()
 	}
@@ -259,10 +336,21 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		updatePrefix: Prefix("update", id), snapPrefix: Prefix("snapshot", id),
 	}
 	bh.mu.Lock()
-	seg = bh.segments[key] // may have been replaced by a concurrent unsubscribe + subscribe
-	if seg == nil {
+	grp = bh.segments[key] // may have been replaced by a concurrent unsubscribe + subscribe
+	if grp == nil {
 		bh.mu.Unlock()
 		return h.Subscribe(ctx, board, id, spec, since, epoch, sink, onDrop)
+	}
+	seg := grp.phases[phase]
+	if seg == nil {
+		// The first subscriber of this phase starts from the newest state of
+		// another phase. Changes after it may have been flushed to that
+		// phase only, so this one reads the window again at its next flush.
+		n := grp.newest()
+		seg = &segment{key: key, phase: phase, group: grp, spec: spec, version: n.version,
+			list: n.list, part: n.part, snap: n.snap, subs: map[*Subscription]struct{}{}, stale: true}
+		grp.phases[phase] = seg
+		bh.stale[phase] = true
 	}
 	sub.seg = seg
 	seg.subs[sub] = struct{}{}
@@ -278,6 +366,17 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		onDrop(sub)
 	}
 	return sub, nil
+}
+
+// phaseOf is the phase a sink's subscriptions are flushed in.
+func (h *Hub) phaseOf(sink Sink) int {
+	var p uint32
+	if ph, ok := sink.(Phaser); ok {
+		p = ph.Phase()
+	} else {
+		p = h.nextPhase.Add(1)
+	}
+	return int(p % uint32(h.opts.Phases))
 }
 
 // noteRead records that every change after version will be in the log. It
@@ -300,7 +399,7 @@ func (bh *boardHub) markIfMissed(seg *segment) {
 	defer bh.evMu.Unlock()
 	for i := len(bh.hist) - 1; i >= 0 && bh.hist[i].to > seg.version; i-- {
 		if seg.affected(bh.hist[i].lo, bh.hist[i].hi) {
-			seg.stale, bh.stale = true, true
+			seg.stale, bh.stale[seg.phase] = true, true
 			return
 		}
 	}
@@ -351,10 +450,21 @@ func (h *Hub) Unsubscribe(sub *Subscription) {
 	bh.mu.Unlock()
 }
 
-// dropEmpty forgets a segment without subscribers. Called with bh.mu held.
+// dropEmpty forgets a phase without subscribers, and a segment without
+// phases. Called with bh.mu held.
 func (h *Hub) dropEmpty(bh *boardHub, seg *segment) {
-	if len(seg.subs) == 0 && bh.segments[seg.key] == seg {
-		delete(bh.segments, seg.key)
+	grp := seg.group
+	if len(seg.subs) > 0 || grp.phases[seg.phase] != seg {
+		return
+	}
+	grp.phases[seg.phase] = nil
+	for _, s := range grp.phases {
+		if s != nil {
+			return
+		}
+	}
+	if bh.segments[grp.key] == grp {
+		delete(bh.segments, grp.key)
 	}
 }
 
@@ -370,11 +480,16 @@ func (h *Hub) Status(board, status string, version uint64) {
 	f := StatusFrame(status, version)
 	bh.mu.Lock()
 	seen := map[Sink]bool{}
-	for _, seg := range bh.segments {
-		for sub := range seg.subs {
-			if !seen[sub.sink] {
-				seen[sub.sink] = true
-				sub.sink.Send(f) // a full queue loses only this notice; the data frames resync
+	for _, grp := range bh.segments {
+		for _, seg := range grp.phases {
+			if seg == nil {
+				continue
+			}
+			for sub := range seg.subs {
+				if !seen[sub.sink] {
+					seen[sub.sink] = true
+					sub.sink.Send(f) // a full queue loses only this notice; the data frames resync
+				}
 			}
 		}
 	}
@@ -407,23 +522,27 @@ func (h *Hub) Snapshot() Stats {
 		Snapshots: h.stats.Snapshots, CatchUps: h.stats.CatchUps, SegmentsNow: n}
 }
 
-// Run flushes every FlushInterval until ctx ends.
+// Run flushes one phase every FlushInterval/Phases until ctx ends, so that
+// each phase is flushed once per window.
 func (h *Hub) Run(ctx context.Context) {
-	t := time.NewTicker(h.opts.FlushInterval)
+	t := time.NewTicker(h.opts.FlushInterval / time.Duration(h.opts.Phases))
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			h.Flush(ctx)
+			h.flush(ctx, tick%h.opts.Phases)
 		}
 	}
 }
 
-// Flush sends the changes since the last flush. Run calls it; tests call it
+// Flush sends every phase the changes since its last flush. Tests call it
 // directly to control time.
-func (h *Hub) Flush(ctx context.Context) {
+func (h *Hub) Flush(ctx context.Context) { h.flush(ctx, -1) }
+
+// flush sends the changes since its last flush to one phase (-1: all).
+func (h *Hub) flush(ctx context.Context, phase int) {
 	h.mu.Lock()
 	boards := make([]*boardHub, 0, len(h.boards))
 	for _, bh := range h.boards {
@@ -432,11 +551,11 @@ func (h *Hub) Flush(ctx context.Context) {
 	h.mu.Unlock()
 	now := h.opts.Now()
 	for _, bh := range boards {
-		h.flushBoard(ctx, bh, now)
+		h.flushBoard(ctx, bh, now, phase)
 	}
 }
 
-func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
+func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time, phase int) {
 	bh.evMu.Lock()
 	b := bh.open
 	if b.any {
@@ -456,15 +575,23 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 	bh.evMu.Unlock()
 
 	bh.mu.Lock()
-	if !b.any && !bh.stale {
-		bh.mu.Unlock()
-		return
-	}
-	bh.stale = false
 	var due []*segment
 	maxTop := 0
-	for _, seg := range bh.segments {
-		if seg.stale || (b.any && seg.affected(b.lo, b.hi)) {
+	for p := range bh.pending {
+		bh.pending[p].union(b)
+		if phase >= 0 && p != phase {
+			continue
+		}
+		changed, stale := bh.pending[p], bh.stale[p]
+		bh.pending[p], bh.stale[p] = bucket{}, false
+		if !changed.any && !stale {
+			continue
+		}
+		for _, grp := range bh.segments {
+			seg := grp.phases[p]
+			if seg == nil || !(seg.stale || (changed.any && seg.affected(changed.lo, changed.hi))) {
+				continue
+			}
 			seg.stale = false
 			due = append(due, seg)
 			if seg.spec.Kind == Top {
@@ -476,16 +603,17 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 	if len(due) == 0 {
 		return
 	}
-	// One read serves every top-N segment: the largest N, cut for the others.
-	// A segment whose read fails (a remote store that is unreachable) is
-	// marked stale, so that it is read again at the next flush instead of
-	// missing this window's changes for good.
+	// One read serves every top-N segment: the largest N, cut for the others;
+	// one read of any other window serves all its phases. A segment whose
+	// read fails (a remote store that is unreachable) is marked stale, so
+	// that it is read again at its phase's next flush instead of missing
+	// this window's changes for good.
 	retry := func(segs ...*segment) {
 		bh.mu.Lock()
 		for _, seg := range segs {
 			seg.stale = true
+			bh.stale[seg.phase] = true
 		}
-		bh.stale = true
 		bh.mu.Unlock()
 	}
 	var top *segment
@@ -498,25 +626,32 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time) {
 		}
 	}
 	fresh := make([]*segment, len(due))
+	reads := map[*segGroup]*segment{}
 	for i, seg := range due {
 		if seg.spec.Kind == Top {
 			fresh[i] = top.cutTop(seg.spec.Limit)
 			continue
 		}
+		if s, ok := reads[seg.group]; ok {
+			fresh[i] = s
+			continue
+		}
 		s, err := h.read(ctx, bh.id, seg.spec)
 		if err != nil {
 			h.log.Warn("fan-out read failed; retried at the next flush", "leaderboard", bh.id, "err", err)
-			retry(seg)
-			continue
 		}
-		fresh[i] = s
+		fresh[i], reads[seg.group] = s, s // nil after an error: marked stale below
 	}
 
 	var dropped []*Subscription
 	bh.mu.Lock()
 	for i, seg := range due {
 		nf := fresh[i]
-		if nf == nil || nf.version <= seg.version || bh.segments[seg.key] != seg {
+		if nf == nil {
+			seg.stale, bh.stale[seg.phase] = true, true // its read failed
+			continue
+		}
+		if nf.version <= seg.version || seg.group.phases[seg.phase] != seg || bh.segments[seg.key] != seg.group {
 			continue
 		}
 		prev := seg.version
@@ -720,8 +855,8 @@ func (h *Hub) Segments() map[string][]string {
 	out := map[string][]string{}
 	for _, bh := range boards {
 		bh.mu.Lock()
-		for key, seg := range bh.segments {
-			if len(seg.subs) > 0 {
+		for key, grp := range bh.segments {
+			if grp.subscribed() {
 				out[bh.id] = append(out[bh.id], key)
 			}
 		}
@@ -743,9 +878,10 @@ func (h *Hub) SegmentSnapshot(board, key string) (version uint64, body []byte, o
 	}
 	bh.mu.Lock()
 	defer bh.mu.Unlock()
-	seg := bh.segments[key]
-	if seg == nil {
+	grp := bh.segments[key]
+	if grp == nil {
 		return 0, nil, false
 	}
+	seg := grp.newest()
 	return seg.version, seg.snapshot(h.opts.Epoch), true
 }

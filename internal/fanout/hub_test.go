@@ -237,12 +237,12 @@ func TestSubscribersConvergeUnderConcurrentSubmissions(t *testing.T) {
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
-		for {
+		for tick := 0; ; tick++ {
 			select {
 			case <-stop:
 				return
 			default:
-				f.hub.Flush(ctx)
+				f.hub.flush(ctx, tick%f.hub.Phases()) // as Run does: the phases in turn
 			}
 		}
 	}()
@@ -548,5 +548,157 @@ func TestFailedReadIsRetried(t *testing.T) {
 	}
 	if v := apply(t, me.all(), "m"); v.part == nil || v.part.Score != 99 || v.part.Rank != 1 {
 		t.Fatalf("participant window %+v", v.part)
+	}
+}
+
+// phased is a recorder that chooses its phase, as a WebSocket connection does.
+type phased struct {
+	recorder
+	phase uint32
+}
+
+func (p *phased) Phase() uint32 { return p.phase }
+
+// updates counts the update frames a recorder holds.
+func updates(r *recorder) int {
+	n := 0
+	for _, f := range r.all() {
+		if f["type"] == "update" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPhasesTakeTurns: each tick flushes one phase, so a subscriber gets
+// updates only at its phase's ticks (at most one per window), and after a
+// window every subscriber, whatever its phase, is at the store's state with
+// an unbroken chain.
+func TestPhasesTakeTurns(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
+	for i := 0; i < 20; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i), 0)
+	}
+	phases := f.hub.Phases()
+	if phases < 2 {
+		t.Fatalf("default phases %d", phases)
+	}
+	subs := make([]*phased, 2*phases)
+	for i := range subs {
+		subs[i] = &phased{phase: uint32(i)}
+		if _, err := f.hub.Subscribe(ctx, "b", "top", Spec{Kind: Top, Limit: 3}, nil, "", subs[i], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	score := uint64(5000)
+	for window := 0; window < 3; window++ {
+		for p := 0; p < phases; p++ {
+			before := make([]int, len(subs))
+			for i, s := range subs {
+				before[i] = updates(&s.recorder)
+			}
+			score++ // a new leader before every tick
+			f.submit(t, "b", fmt.Sprintf("p%02d", 10+p), score, 1)
+			f.hub.flush(ctx, p)
+			for i, s := range subs {
+				got := updates(&s.recorder) - before[i]
+				want := 0
+				if i%phases == p {
+					want = 1
+				}
+				if got != want {
+					t.Fatalf("window %d, tick of phase %d: subscriber of phase %d got %d updates, want %d", window, p, i%phases, got, want)
+				}
+			}
+		}
+		// The last phase ticked after the last change: its subscribers are current.
+		want, _ := expected(t, f.st, "b", Spec{Kind: Top, Limit: 3})
+		for i := phases - 1; i < len(subs); i += phases {
+			if got := apply(t, subs[i].all(), "top").list(); !slices.Equal(got, want) {
+				t.Fatalf("window %d: the last phase's subscriber has %v, store %v", window, got, want)
+			}
+		}
+	}
+	f.hub.Flush(ctx) // every phase: all at the store's state
+	want, _ := expected(t, f.st, "b", Spec{Kind: Top, Limit: 3})
+	for i, s := range subs {
+		if got := apply(t, s.all(), "top").list(); !slices.Equal(got, want) {
+			t.Fatalf("subscriber %d: %v, store %v", i, got, want)
+		}
+	}
+}
+
+// TestPhaseJoinedFromAnOlderPhase: the first subscriber of a phase starts
+// from another phase's state, which can be older than changes the new
+// phase's own last tick let pass (it had nobody to send them to). Its next
+// tick must read the window again rather than wait for a new change.
+func TestPhaseJoinedFromAnOlderPhase(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
+	for i := 0; i < 10; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(100-i), 0)
+	}
+	spec := Spec{Kind: Top, Limit: 3}
+	early := &phased{phase: 0}
+	f.hub.Subscribe(ctx, "b", "a", spec, nil, "", early, nil)
+	f.hub.flush(ctx, 0)
+	f.submit(t, "b", "p09", 500, 1) // a new leader, after phase 0's tick
+	for p := 1; p < f.hub.Phases(); p++ {
+		f.hub.flush(ctx, p) // phase 1 has nobody: the change passes it by
+	}
+	late := &phased{phase: 1}
+	f.hub.Subscribe(ctx, "b", "b", spec, nil, "", late, nil) // starts from phase 0's state, before the change
+	if v := apply(t, late.all(), "b"); v.list()[0].ParticipantID != "p00" {
+		t.Fatalf("the late subscriber's snapshot %v: expected phase 0's state", v.list())
+	}
+	for p := 0; p < f.hub.Phases(); p++ {
+		f.hub.flush(ctx, p) // no change in this window
+	}
+	want, _ := expected(t, f.st, "b", spec)
+	for _, s := range []*phased{early, late} {
+		id := "a"
+		if s == late {
+			id = "b"
+		}
+		if got := apply(t, s.all(), id).list(); !slices.Equal(got, want) {
+			t.Fatalf("subscriber of phase %d: %v, store %v", s.phase, got, want)
+		}
+	}
+}
+
+// TestPhaserKeepsASinkTogether: every subscription of a sink that names
+// its phase is flushed at that phase's tick, so a connection's frames leave
+// together; sinks that do not name one are given phases in turn.
+func TestPhaserKeepsASinkTogether(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
+	for i := 0; i < 10; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(100-i), 0)
+	}
+	conn := &phased{phase: 2}
+	f.hub.Subscribe(ctx, "b", "t", Spec{Kind: Top, Limit: 3}, nil, "", conn, nil)
+	f.hub.Subscribe(ctx, "b", "p", Spec{Kind: Participant, ParticipantID: "p05"}, nil, "", conn, nil)
+	f.hub.Subscribe(ctx, "b", "a", Spec{Kind: Around, ParticipantID: "p03", Radius: 1}, nil, "", conn, nil)
+	f.submit(t, "b", "p05", 1000, 1) // moves to the top: all three windows change
+	for p := 0; p < f.hub.Phases(); p++ {
+		f.hub.flush(ctx, p)
+		want := 0
+		if p >= 2 {
+			want = 3 // all at phase 2's tick, none after it
+		}
+		if got := updates(&conn.recorder); got != want {
+			t.Fatalf("after phase %d's tick: %d updates, want %d", p, got, want)
+		}
+	}
+	seen := map[int]bool{}
+	for range f.hub.Phases() {
+		seen[f.hub.phaseOf(&recorder{})] = true
+	}
+	if len(seen) != f.hub.Phases() {
+		t.Fatalf("sinks without a phase got phases %v", seen)
 	}
 }

@@ -85,8 +85,11 @@ type Options struct {
 	Partitions int
 	// Epoch is the ranking store's epoch.
 	Epoch string
-	// FlushInterval and History configure the hub (defaults 100 ms, 60 s).
+	// FlushInterval, Phases and History configure the hub (defaults 100 ms,
+	// 4, 60 s). Each segment has one (virtual) subscriber here, so phases
+	// only spread the segments' flushes over the window.
 	FlushInterval, History time.Duration
+	Phases                 int
 	// RegistryPoll is how often the registry is read (default 250 ms).
 	RegistryPoll time.Duration
 	// Queue bounds the frames waiting to be stored and produced (default 8192).
@@ -153,7 +156,7 @@ func New(opts Options) (*Node, error) {
 		known: map[string]bool{}, dirty: map[string]bool{}, status: map[string]string{},
 	}
 	n.hub = fanout.New(opts.Source, fanout.Options{
-		Epoch: opts.Epoch, FlushInterval: opts.FlushInterval, History: opts.History, Logger: log,
+		Epoch: opts.Epoch, FlushInterval: opts.FlushInterval, Phases: opts.Phases, History: opts.History, Logger: log,
 	})
 	return n, nil
 }

@@ -63,6 +63,12 @@ type wsSub struct {
 // Send implements fanout.Sink.
 func (c *wsConn) Send(f fanout.Frame) bool { return c.enqueue(f, false) }
 
+// Phase implements fanout.Phaser: all the connection's subscriptions are
+// flushed in one phase, so their frames leave in one write. Connections
+// take phases in turn within each writer's share (the shard picks the
+// writer), so that every phase's flush keeps every writer busy.
+func (c *wsConn) Phase() uint32 { return uint32(c.shard / len(c.g.writers.chans)) }
+
 // write queues a frame regardless of the limit (resync notices, errors, pongs).
 func (c *wsConn) write(f fanout.Frame) { c.enqueue(f, true) }
 

@@ -130,7 +130,7 @@ func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, src
 			Registry:   registry.New(st.Client(), registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL}),
 			Snapshots:  segsnap.New(st.Client(), cfg.RedisPrefix),
 			Partitions: cfg.KafkaPartitions,
-			Epoch:      st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: c.log,
+			Epoch:      st.Epoch(), FlushInterval: cfg.FlushInterval, Phases: cfg.FlushPhases, History: cfg.History, Logger: c.log,
 		})
 		if err != nil {
 			return err

@@ -70,6 +70,7 @@ type Config struct {
 	PprofAddr         string
 
 	FlushInterval    time.Duration
+	FlushPhases      int
 	History          time.Duration
 	PingInterval     time.Duration
 	HeartbeatTimeout time.Duration
@@ -143,6 +144,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Second, "how often leaderboards past ends_at are completed and idle rate-limit buckets dropped")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "if set, serve Go's net/http/pprof profiles on this separate address (keep it private)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "live updates: coalescing window; at most one update per subscription per window")
+	fs.IntVar(&c.FlushPhases, "flush-phases", 4, "live updates: each window is flushed in this many ticks, a share of the subscribers at each (each still gets at most one update per window); spreads a busy node's writes over the window")
 	fs.DurationVar(&c.History, "history", 60*time.Second, "live updates: how far back a resume with since_version is served by one catch-up update")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "live updates: how often the server pings each WebSocket (and comments each SSE stream)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "live updates: close a WebSocket from which nothing arrived for this long")
@@ -233,7 +235,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err := hist.restore(ctx, svc); err != nil {
 		return err
 	}
-	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, History: cfg.History, Logger: log})
+	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, Phases: cfg.FlushPhases, History: cfg.History, Logger: log})
 	sink.hub = hub
 	acc, err := setupAccess(cfg)
 	if err != nil {
