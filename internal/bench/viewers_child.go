@@ -223,6 +223,13 @@ func startViewerChildren(ctx context.Context, cfg Config, gcfgs []groupConfig, l
 		// Its own process group: a Ctrl-C in the terminal reaches the parent only, which then stops
 		// the children in order (and if the parent dies, their stdin closes).
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		// One processor per viewer process unless GOMAXPROCS says otherwise: its goroutines only
+		// wait on sockets, and more processors only add hand-offs between threads (at 7,500
+		// viewers the tool's CPU fell from 1.0 to 0.77 cores with it, docs/BENCHMARKS.md); with
+		// --procs 2 the two processes still use both cores.
+		if os.Getenv("GOMAXPROCS") == "" {
+			cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+		}
 		if logw != io.Discard {
 			cmd.Stderr = logw
 		}
