@@ -240,6 +240,13 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 	// Assigned is called, so that a partition without a commit starts no
 	// later than the moment the handler learnt it owns it.
 	//
+	// A partition assigned again before its offsets were fetched (the member
+	// rejoined in between: the fetch failed, a connection was cut, the
+	// session was lost) keeps the end read at its first assignment: the
+	// handler may have caused events since then, and reading the end again
+	// would skip them. Earlier is safe (handlers drop what they have seen by
+	// version); later loses events.
+	//
 	// A failed lookup is tried again (up to endsAttempts times, while the
 	// group's context lasts): given up, the start would be looked up when the
 	// fetch begins instead, which may be after the handler, told it owns the
@@ -251,6 +258,9 @@ func (c *KafkaConsumer) Run(ctx context.Context, h EventHandler) error {
 			missing := 0
 			startsMu.Lock()
 			for _, p := range ps {
+				if _, ok := atAssign[p]; ok {
+					continue // assigned before and never fetched: the earlier end stands
+				}
 				if err == nil {
 					if e, ok := ends.Lookup(topic, p); ok && e.Err == nil {
 						atAssign[p] = e.Offset

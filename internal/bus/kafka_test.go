@@ -509,3 +509,44 @@ func produceAfterAssigned(t *testing.T, c *cluster, col *collector, produced cha
 	}
 	col.stop(t)
 }
+
+// A member that rejoins between its assignment and its first offset fetch
+// (here: the fetch fails with an error that makes franz-go rejoin, as a cut
+// connection or a lost session does) is assigned the same partitions again.
+// The events produced after the first Assigned must still be delivered: the
+// start is the end offset read at the first assignment, not at the second.
+func TestKafkaStartsAtFirstAssignmentDespiteRejoin(t *testing.T) {
+	c := newCluster(t, 4)
+	var fetchFailed, wasAssigned atomic.Bool
+	produced := make(chan struct{})
+	c.ControlKey(int16(kmsg.OffsetFetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !wasAssigned.Load() || fetchFailed.Swap(true) {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.OffsetFetchRequest)
+		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+		resp.SetVersion(req.GetVersion())
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		for _, rg := range req.Groups {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group = rg.Group
+			g.ErrorCode = kerr.UnknownMemberID.Code
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp, nil, true
+	})
+	// The rejoin waits until the test has produced.
+	c.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if fetchFailed.Load() {
+			c.SleepControl(func() { <-produced })
+		}
+		return nil, nil, false
+	})
+	col := startCollector(t, c, "rejoin", func() { wasAssigned.Store(true) })
+	produceAfterAssigned(t, c, col, produced)
+	if !fetchFailed.Load() {
+		t.Fatal("the offset fetch was never failed: the test did not test the rejoin")
+	}
+}
