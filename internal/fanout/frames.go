@@ -15,8 +15,12 @@ type Frame struct {
 	Version uint64 // for SSE ids; 0 when not meaningful
 	// PrevVersion is the version an update applies to (updates only).
 	PrevVersion uint64
-	Prefix      []byte
-	Body        []byte
+	// Sub is the subscription an update of a Hub was sent to (nil for other
+	// frames, and for a Remote's): a sink that falls behind may ask the Hub
+	// to merge its waiting updates of Sub into one (Hub.Conflate).
+	Sub    *Subscription
+	Prefix []byte
+	Body   []byte
 }
 
 // Len is the size of the frame's JSON.

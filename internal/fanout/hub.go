@@ -94,6 +94,7 @@ type Stats struct {
 	Dropped     uint64 // subscriptions dropped as slow
 	Snapshots   uint64
 	CatchUps    uint64
+	Conflated   uint64 // merged updates made for connections that fell behind
 	SegmentsNow int
 }
 
@@ -218,7 +219,10 @@ type segment struct {
 	part    partState
 	subs    map[*Subscription]struct{}
 	snap    []byte // the encoded snapshot of this version, shared by new subscribers
-	stale   bool   // installed after a flush that missed it; read again at the next flush
+	// merged caches Conflate's bodies from earlier versions to this one: the
+	// connections of a phase that fell behind together share them.
+	merged map[uint64][]byte
+	stale  bool // installed after a flush that missed it; read again at the next flush
 }
 
 // Subscription is one subscriber of one segment.
@@ -366,6 +370,47 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		onDrop(sub)
 	}
 	return sub, nil
+}
+
+// maxMerged bounds the bodies a segment caches for Conflate per version.
+const maxMerged = 8
+
+// Conflate returns one update that takes sub from version from to version
+// to, in place of the updates between them that its sink has not written
+// yet (a connection that fell behind): the same frame a resume from from
+// would get. ok is false when it cannot be made: to is no longer the
+// subscription's current version (a later update is on its way, and the
+// merged one must end where the queued ones end), the subscription left
+// the hot path, or the history no longer reaches from. The body is encoded
+// once per segment phase, versions and from: connections that fell behind
+// together share it.
+func (h *Hub) Conflate(sub *Subscription, from, to uint64) (Frame, bool) {
+	bh := sub.board
+	bh.mu.Lock()
+	defer bh.mu.Unlock()
+	seg := sub.seg
+	if sub.dropped || sub.gone || seg == nil || seg.version != to || from >= to {
+		return Frame{}, false
+	}
+	if _, ok := seg.subs[sub]; !ok {
+		return Frame{}, false
+	}
+	body := seg.merged[from]
+	if body == nil {
+		lo, hi, ok := bh.changedSince(from)
+		if !ok {
+			return Frame{}, false
+		}
+		body = seg.catchUp(from, lo, hi)
+		if len(seg.merged) < maxMerged {
+			if seg.merged == nil {
+				seg.merged = map[uint64][]byte{}
+			}
+			seg.merged[from] = body
+		}
+	}
+	h.count(func(s *Stats) { s.Conflated++ })
+	return Frame{Type: "update", Version: to, PrevVersion: from, Prefix: sub.updatePrefix, Body: body, Sub: sub}, true
 }
 
 // phaseOf is the phase a sink's subscriptions are flushed in.
@@ -519,7 +564,7 @@ func (h *Hub) Snapshot() Stats {
 	h.stats.mu.Lock()
 	defer h.stats.mu.Unlock()
 	return Stats{Flushes: h.stats.Flushes, Frames: h.stats.Frames, Bytes: h.stats.Bytes, Dropped: h.stats.Dropped,
-		Snapshots: h.stats.Snapshots, CatchUps: h.stats.CatchUps, SegmentsNow: n}
+		Snapshots: h.stats.Snapshots, CatchUps: h.stats.CatchUps, Conflated: h.stats.Conflated, SegmentsNow: n}
 }
 
 // Run flushes one phase every FlushInterval/Phases until ctx ends, so that
@@ -662,7 +707,7 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time, phase
 		f := Frame{Type: "update", Version: seg.version, PrevVersion: prev, Body: body}
 		n := 0
 		for sub := range seg.subs {
-			f.Prefix = sub.updatePrefix
+			f.Prefix, f.Sub = sub.updatePrefix, sub
 			if !sub.sink.Send(f) {
 				delete(seg.subs, sub)
 				sub.dropped = true
@@ -790,7 +835,7 @@ func (s *segment) advance(nf *segment) []byte {
 		s.list = nf.list
 	}
 	s.version = nf.version
-	s.snap = nil
+	s.snap, s.merged = nil, nil
 	return body
 }
 

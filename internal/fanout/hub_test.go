@@ -702,3 +702,107 @@ func TestPhaserKeepsASinkTogether(t *testing.T) {
 		t.Fatalf("sinks without a phase got phases %v", seen)
 	}
 }
+
+// TestConflate: the updates a sink has not written yet can be replaced by
+// one from the first one's prev_version to the last one's version, which
+// takes a client at that prev_version to the store's window (for every
+// kind); it is refused when the last version is no longer the current one
+// (an update after it is on its way), for a subscription that left, and
+// beyond the history. The body is shared by the subscribers of a phase.
+func TestConflate(t *testing.T) {
+	f := newFixture(t, 10*time.Second)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
+	for i := 0; i < 30; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i), 0)
+	}
+	specs := map[string]Spec{
+		"top": {Kind: Top, Limit: 10}, "part": {Kind: Participant, ParticipantID: "p07"},
+		"around": {Kind: Around, ParticipantID: "p12", Radius: 2},
+	}
+	type held struct {
+		rec *phased
+		sub *Subscription
+	}
+	subs := map[string][]held{}
+	for id, spec := range specs {
+		for range 2 {
+			rec := &phased{phase: 1}
+			sub, err := f.hub.Subscribe(ctx, "b", id, spec, nil, "", rec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs[id] = append(subs[id], held{rec, sub})
+		}
+	}
+	// Three flushes with changes; the clients "read" only the snapshot.
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 5; i++ {
+			f.submit(t, "b", fmt.Sprintf("p%02d", 10+5*round+i), uint64(2000+10*round+i), 1)
+		}
+		f.hub.Flush(ctx)
+	}
+	for id, hs := range subs {
+		frames := hs[0].rec.all()
+		var first, last map[string]any
+		n := 0
+		for _, m := range frames {
+			if m["type"] == "update" {
+				if first == nil {
+					first = m
+				}
+				last, n = m, n+1
+			}
+		}
+		if n < 2 {
+			t.Fatalf("%s: want several updates to merge, got %v", id, frames)
+		}
+		from, to := uint64(num(first["prev_version"])), uint64(num(last["version"]))
+		mf, ok := f.hub.Conflate(hs[0].sub, from, to)
+		if !ok {
+			t.Fatalf("%s: Conflate(%d, %d) refused", id, from, to)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(mf.AppendJSON(nil), &m); err != nil {
+			t.Fatal(err)
+		}
+		// The client's copy: everything up to the first update, then the merged one.
+		var kept []map[string]any
+		for _, fr := range frames {
+			if fr["type"] == "update" {
+				break
+			}
+			kept = append(kept, fr)
+		}
+		v := apply(t, append(kept, m), id)
+		wantList, wantPart := expected(t, f.st, "b", specs[id])
+		if specs[id].Kind == Participant {
+			if v.part == nil || wantPart == nil || *v.part != *wantPart {
+				t.Fatalf("%s: merged participant %v, store %v", id, v.part, wantPart)
+			}
+		} else if got := v.list(); !slices.Equal(got, wantList) {
+			t.Fatalf("%s: merged window\n got %v\nwant %v", id, got, wantList)
+		}
+		other, ok := f.hub.Conflate(hs[1].sub, from, to)
+		if !ok || &other.Body[0] != &mf.Body[0] {
+			t.Fatalf("%s: a second subscriber of the phase did not share the merged body", id)
+		}
+		if _, ok := f.hub.Conflate(hs[0].sub, from, to-1); ok {
+			t.Fatalf("%s: merged up to a version that is not the current one", id)
+		}
+	}
+	// Gone, and beyond the history.
+	h := subs["top"][0]
+	f.hub.Unsubscribe(h.sub)
+	if _, ok := f.hub.Conflate(h.sub, 0, 100); ok {
+		t.Fatal("merged for a subscription that left")
+	}
+	h = subs["top"][1]
+	cur := h.sub.seg.version
+	f.now = f.now.Add(time.Minute)
+	f.submit(t, "b", "p29", 5000, 2)
+	f.hub.Flush(ctx) // forgets the older history
+	if _, ok := f.hub.Conflate(h.sub, cur-5, h.sub.seg.version); ok {
+		t.Fatal("merged from a version older than the history")
+	}
+}

@@ -172,7 +172,7 @@ func TestBehindReaderGetsFramesTogether(t *testing.T) {
 	// here, 16 MB on some hosts), so that many frames, twice over, and then
 	// frames wait in the server's queue.
 	rounds := 2*wmemMax(t)/(100<<10) + 20
-	addr := startServer(t, func(c *server.Config) { c.SendQueue = 2 * rounds })
+	addr := startServer(t, func(c *server.Config) { c.SendQueue, c.Conflate = 2*rounds, false })
 	v := bigBoardPausedViewer(t, addr, "behind")
 	writes0, frames0 := writeCounters(t, addr)
 	for round := range rounds {
@@ -197,6 +197,43 @@ func TestBehindReaderGetsFramesTogether(t *testing.T) {
 	if writes-writes0 == 0 || frames-frames0 <= writes-writes0 {
 		t.Fatalf("%g frames in %g writes: waiting frames were not written together", frames-frames0, writes-writes0)
 	}
+}
+
+// TestBehindReaderGetsUpdatesMerged: with conflation on (the default), a
+// viewer whose updates wait in the server's queue gets them merged, one per
+// subscription per write: it receives fewer updates than the server made
+// for it, its prev_version chain is unbroken, it is not resynced, and it
+// ends at the REST window.
+func TestBehindReaderGetsUpdatesMerged(t *testing.T) {
+	rounds := 2*wmemMax(t)/(100<<10) + 20
+	addr := startServer(t, func(c *server.Config) { c.SendQueue = 2 * rounds })
+	v := bigBoardPausedViewer(t, addr, "merged")
+	for round := range rounds {
+		var items []string
+		for i := 0; i < 1000; i += 2 {
+			items = append(items, fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, 5000+round*1000+i))
+		}
+		post(t, "http://"+addr+"/v1/leaderboards/merged/scores:batch", `{"scores":[`+strings.Join(items, ",")+`]}`)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(v.pause)
+	want, _ := restWindow(t, addr, "merged", "top", 1000, "")
+	waitFor(t, "the paused viewer to catch up", func() bool {
+		return strings.Join(replay(t, v.all(), "big").list(), ",") == strings.Join(want, ",")
+	})
+	for _, m := range v.all() {
+		if m["type"] == "resync" {
+			t.Fatal("a viewer within its send queue was resynced")
+		}
+	}
+	var merged float64
+	for _, line := range strings.Split(metrics(t, addr), "\n") {
+		fmt.Sscanf(line, "leaderboard_live_websocket_updates_merged_total %g", &merged)
+	}
+	if merged == 0 {
+		t.Fatal("no update was merged for a viewer whose updates waited in the server's queue")
+	}
+	t.Logf("%d rounds, %g updates merged away", rounds, merged)
 }
 
 // wmemMax is the largest send buffer the kernel grows a TCP socket to

@@ -49,7 +49,16 @@ type Options struct {
 	// the connection (1008). A negative MessageRate means no limit.
 	MessageRate  float64
 	MessageBurst int
-	Logger       *slog.Logger
+	// NoConflate keeps every update of a connection that fell behind: by
+	// default its waiting updates of one subscription are merged into one
+	// (when the hub can: an in-process fanout.Hub), see conflate.
+	NoConflate bool
+	Logger     *slog.Logger
+}
+
+// conflater merges a subscription's waiting updates (fanout.Hub.Conflate).
+type conflater interface {
+	Conflate(sub *fanout.Subscription, from, to uint64) (fanout.Frame, bool)
 }
 
 // MaxMessageBytes bounds a client message; a larger frame closes the
@@ -88,6 +97,7 @@ type Gateway struct {
 	stats   counters
 	writers *writerPool
 	nextID  atomic.Uint64
+	merger  conflater // nil: updates are never merged
 }
 
 type counters struct {
@@ -127,6 +137,9 @@ func New(hub Hub, opts Options) *Gateway {
 		opts.MessageBurst = 32
 	}
 	g := &Gateway{hub: hub, opts: opts, log: opts.Logger, conns: map[*wsConn]struct{}{}, closed: make(chan struct{})}
+	if m, ok := hub.(conflater); ok && !opts.NoConflate {
+		g.merger = m
+	}
 	g.writers = newWriterPool(g, runtime.GOMAXPROCS(0), opts.MaxConnections)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -160,16 +173,20 @@ type Stats struct {
 	// frames they carried: a connection that fell behind gets all it has
 	// waiting in one write, so Frames/Writes above 1 says the node is behind.
 	Writes, FramesWritten uint64
+	// UpdatesMerged is the updates that never went out on their own: a
+	// connection that fell behind got them merged into one per subscription.
+	UpdatesMerged uint64
 }
 
 // Snapshot returns the gateway's counters.
 func (g *Gateway) Snapshot() Stats {
-	w, f := g.writers.counts()
+	w, f, m := g.writers.counts()
 	return Stats{
 		WebSockets: g.count.Load(), SSE: g.stats.sseActive.Load(), LongPolls: g.stats.pollActive.Load(),
 		Opened: g.stats.wsTotal.Load(), Rejected: g.stats.rejected.Load(), Resyncs: g.stats.resyncs.Load(),
 		MessagesRefused: g.stats.messagesRefused.Load(), RateLimitedCloses: g.stats.rateLimited.Load(),
 		Writes: w + g.stats.slowWrites.writes.Load(), FramesWritten: f + g.stats.slowWrites.frames.Load(),
+		UpdatesMerged: m + g.stats.slowWrites.merged.Load(),
 	}
 }
 

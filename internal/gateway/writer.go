@@ -126,6 +126,7 @@ type batch struct {
 	bufs    [3 * maxBatchFrames][]byte
 	join    []byte       // for a connection that cannot take a vectored write (not TCP)
 	counts  *writeCounts // a pool writer's own; the gateway's shared ones for the others
+	runs    []mergeRun   // conflate's scratch space
 }
 
 // writeCounts counts the write calls and the frames they carried: frames per
@@ -135,15 +136,17 @@ type batch struct {
 // between processors.
 type writeCounts struct {
 	writes, frames atomic.Uint64
-	_              [48]byte // its own cache line
+	merged         atomic.Uint64 // updates merged away by conflate
+	_              [40]byte      // its own cache line
 }
 
-func (p *writerPool) counts() (writes, frames uint64) {
+func (p *writerPool) counts() (writes, frames, merged uint64) {
 	for _, b := range p.batches {
 		writes += b.counts.writes.Load()
 		frames += b.counts.frames.Load()
+		merged += b.counts.merged.Load()
 	}
-	return writes, frames
+	return writes, frames, merged
 }
 
 // writeQueued writes what the connection has queued. A pool writer calls it
@@ -154,6 +157,9 @@ func (p *writerPool) counts() (writes, frames uint64) {
 // own, which calls it with blocking true: every write then has a deadline.
 func (c *wsConn) writeQueued(blocking bool, b *batch) {
 	for {
+		if c.g.merger != nil {
+			c.conflate(b)
+		}
 		c.qmu.Lock()
 		if len(c.queue) == 0 {
 			c.release()
@@ -267,4 +273,110 @@ func (c *wsConn) roomFor(n int) bool {
 		c.credit = max(free-n, 0)
 	})
 	return ok
+}
+
+// conflate merges the waiting updates of each subscription into one, when
+// there are two or more: a connection that fell behind then gets, per
+// subscription, one update from the version its client has to the newest
+// one waiting, in place of each window's (fanout.Hub.Conflate: the same
+// frame a resume would get, encoded once for every connection as far
+// behind). The client's chain stays unbroken (the merged update's
+// prev_version is the first waiting one's), it does less work, and the
+// node writes and the network carries one frame where there were several,
+// so a node past its capacity catches up instead of delivering every
+// window late. Called by the queue's owner: only the owner removes frames,
+// so the frames it looked at stay where they are while it asks the hub
+// without holding qmu (the hub holds its lock while it queues frames, so
+// asking under qmu could deadlock).
+func (c *wsConn) conflate(b *batch) {
+	c.qmu.Lock()
+	n := len(c.queue)
+	if n < 2 {
+		c.qmu.Unlock()
+		return
+	}
+	runs := b.runs[:0]
+	for i := 0; i < n; i++ {
+		f := &c.queue[i]
+		if f.Sub == nil {
+			continue
+		}
+		j := 0
+		for j < len(runs) && runs[j].sub != f.Sub {
+			j++
+		}
+		if j == len(runs) {
+			runs = append(runs, mergeRun{sub: f.Sub, from: f.PrevVersion, to: f.Version, last: i})
+			continue
+		}
+		r := &runs[j]
+		if f.PrevVersion != r.to {
+			r.broken = true // not one chain: leave this subscription's frames alone
+		}
+		r.to, r.last, r.count = f.Version, i, r.count+1
+	}
+	c.qmu.Unlock()
+	merged := 0
+	for i := range runs {
+		r := &runs[i]
+		if r.count == 0 || r.broken {
+			continue
+		}
+		if r.frame, r.ok = c.g.merger.Conflate(r.sub, r.from, r.to); r.ok {
+			merged++
+		}
+	}
+	if merged > 0 {
+		c.qmu.Lock()
+		c.replaceMerged(runs, n, b.counts)
+		c.qmu.Unlock()
+	}
+	clear(runs)
+	b.runs = runs[:0]
+}
+
+// replaceMerged puts each merged update in place of the last of the
+// updates it replaces among the first n queued frames, and drops the others.
+// Called with qmu held.
+func (c *wsConn) replaceMerged(runs []mergeRun, n int, counts *writeCounts) {
+	if len(c.queue) < n {
+		return // cannot happen while the caller owns the queue; never index past it
+	}
+	out := make([]fanout.Frame, 0, len(c.queue)-n+len(runs))
+	for i := 0; i < n; i++ {
+		f := c.queue[i]
+		if r := findRun(runs, f.Sub); r != nil && r.ok {
+			if i == r.last {
+				out = append(out, r.frame)
+				counts.merged.Add(uint64(r.count))
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	c.queue = append(out, c.queue[n:]...)
+}
+
+// mergeRun is one subscription's waiting updates: from the first's
+// prev_version to the last's version; count is how many follow the first.
+type mergeRun struct {
+	sub      *fanout.Subscription
+	from, to uint64
+	last     int
+	count    int
+	broken   bool
+	frame    fanout.Frame
+	ok       bool
+}
+
+func findRun(runs []mergeRun, sub *fanout.Subscription) *mergeRun {
+	if sub == nil {
+		return nil
+	}
+	for i := range runs {
+		if runs[i].sub == sub {
+			return &runs[i]
+		}
+	}
+	return nil
 }
