@@ -179,14 +179,18 @@ type KindReport struct {
 // connections on a server that has not served a larger run before (Go keeps freed memory for a
 // while, and the heap still holds the garbage of seeding): use --idle with thousands of viewers.
 type ServerLiveReport struct {
-	MetricsOK     bool    `json:"metrics_ok"`
-	Connections   int64   `json:"websocket_connections"`
-	Frames        int64   `json:"frames"`
-	FramesPerS    float64 `json:"frames_per_s"`
-	Bytes         int64   `json:"bytes"`
-	MBPerS        float64 `json:"mb_per_s"`
-	Resyncs       int64   `json:"resyncs"`
-	CPUCores      float64 `json:"cpu_cores"`
+	MetricsOK   bool    `json:"metrics_ok"`
+	Connections int64   `json:"websocket_connections"`
+	Frames      int64   `json:"frames"`
+	FramesPerS  float64 `json:"frames_per_s"`
+	Bytes       int64   `json:"bytes"`
+	MBPerS      float64 `json:"mb_per_s"`
+	Resyncs     int64   `json:"resyncs"`
+	CPUCores    float64 `json:"cpu_cores"`
+	// Merged is the updates the server made but merged into others for
+	// connections that fell behind (never sent on their own); CPUUSPerFrame
+	// divides the server's CPU by the updates it did send (Frames - Merged).
+	Merged        int64   `json:"merged,omitempty"`
 	CPUUSPerFrame float64 `json:"cpu_us_per_frame"`
 	// FramesPerWrite is frames written per write call (from the gateway's
 	// counters; 0 when the server does not report them): above 1, the
