@@ -147,13 +147,17 @@ type boardHub struct {
 	segments map[string]*segGroup
 	pending  []bucket // per phase: the union of the buckets closed since its last flush
 	stale    []bool   // per phase: some segment must be read again at its next flush (see markIfMissed)
+	// byPhase lists, per phase, the segments installed in that phase of a
+	// group in segments: a tick looks at its phase's segments only.
+	byPhase [][]*segment
 }
 
 // bucket is the union of rank ranges changed by versions from..to.
 type bucket struct {
 	from, to uint64
-	lo, hi   int64 // ranks; hi = math.MaxInt64 for "to the end"
-	at       time.Time
+	lo, hi   int64     // ranks; hi = math.MaxInt64 for "to the end"
+	at       time.Time // closed (last closed into, for a merged bucket)
+	start    time.Time // first closed
 	any      bool
 }
 
@@ -221,8 +225,9 @@ type segment struct {
 	snap    []byte // the encoded snapshot of this version, shared by new subscribers
 	// merged caches Conflate's bodies from earlier versions to this one: the
 	// connections of a phase that fell behind together share them.
-	merged map[uint64][]byte
+	merged map[[2]uint64][]byte
 	stale  bool // installed after a flush that missed it; read again at the next flush
+	at     int  // index in bh.byPhase[phase]
 }
 
 // Subscription is one subscriber of one segment.
@@ -276,7 +281,8 @@ func (h *Hub) boardHub(id string) *boardHub {
 	bh := h.boards[id]
 	if bh == nil {
 		bh = &boardHub{id: id, segments: map[string]*segGroup{},
-			pending: make([]bucket, h.opts.Phases), stale: make([]bool, h.opts.Phases)}
+			pending: make([]bucket, h.opts.Phases), stale: make([]bool, h.opts.Phases),
+			byPhase: make([][]*segment, h.opts.Phases)}
 		h.boards[id] = bh
 	}
 	return bh
@@ -330,6 +336,7 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 			grp = &segGroup{key: key, spec: spec, phases: make([]*segment, h.opts.Phases)}
 			fresh.key, fresh.phase, fresh.group = key, phase, grp
 			grp.phases[phase] = fresh
+			bh.index(fresh)
 			bh.segments[key] = grp
 			bh.markIfMissed(fresh)
 		}
@@ -346,7 +353,17 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		return h.Subscribe(ctx, board, id, spec, since, epoch, sink, onDrop)
 	}
 	seg := grp.phases[phase]
-	if seg == nil {
+	if seg != nil && len(seg.subs) > 0 && since != nil && epoch == h.opts.Epoch && *since > seg.version {
+		// A resume from a state this phase has not reached yet: the client's
+		// last message came from a phase that ticked after this one. Join a
+		// phase that has reached it (one catch-up update) rather than send
+		// the client back to an older snapshot.
+		if n := grp.newest(); n.version >= *since {
+			seg = n
+		}
+	}
+	switch {
+	case seg == nil:
 		// The first subscriber of this phase starts from the newest state of
 		// another phase. Changes after it may have been flushed to that
 		// phase only, so this one reads the window again at its next flush.
@@ -354,7 +371,17 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 		seg = &segment{key: key, phase: phase, group: grp, spec: spec, version: n.version,
 			list: n.list, part: n.part, snap: n.snap, subs: map[*Subscription]struct{}{}, stale: true}
 		grp.phases[phase] = seg
-		bh.stale[phase] = true
+		bh.index(seg)
+	case len(seg.subs) == 0:
+		// A phase kept without subscribers (its flushes skipped it): start
+		// from the newest state, and read again at its next flush.
+		if n := grp.newest(); n != seg && n.version > seg.version {
+			seg.version, seg.list, seg.part, seg.snap, seg.stale = n.version, n.list, n.part, n.snap, true
+			seg.merged = nil
+		}
+	}
+	if seg.stale {
+		bh.stale[seg.phase] = true
 	}
 	sub.seg = seg
 	seg.subs[sub] = struct{}{}
@@ -395,7 +422,8 @@ func (h *Hub) Conflate(sub *Subscription, from, to uint64) (Frame, bool) {
 	if _, ok := seg.subs[sub]; !ok {
 		return Frame{}, false
 	}
-	body := seg.merged[from]
+	key := [2]uint64{from, to}
+	body := seg.merged[key]
 	if body == nil {
 		lo, hi, ok := bh.changedSince(from)
 		if !ok {
@@ -404,9 +432,9 @@ func (h *Hub) Conflate(sub *Subscription, from, to uint64) (Frame, bool) {
 		body = seg.catchUp(from, lo, hi)
 		if len(seg.merged) < maxMerged {
 			if seg.merged == nil {
-				seg.merged = map[uint64][]byte{}
+				seg.merged = map[[2]uint64][]byte{}
 			}
-			seg.merged[from] = body
+			seg.merged[key] = body
 		}
 	}
 	h.count(func(s *Stats) { s.Conflated++ })
@@ -495,22 +523,38 @@ func (h *Hub) Unsubscribe(sub *Subscription) {
 	bh.mu.Unlock()
 }
 
-// dropEmpty forgets a phase without subscribers, and a segment without
-// phases. Called with bh.mu held.
+// dropEmpty forgets a segment none of whose phases has subscribers. A phase
+// that lost its last subscriber keeps its state while other phases have
+// some: a client resuming from it is served a catch-up from that state.
+// Called with bh.mu held.
 func (h *Hub) dropEmpty(bh *boardHub, seg *segment) {
 	grp := seg.group
-	if len(seg.subs) > 0 || grp.phases[seg.phase] != seg {
+	if len(seg.subs) > 0 || grp.subscribed() {
 		return
-	}
-	grp.phases[seg.phase] = nil
-	for _, s := range grp.phases {
-		if s != nil {
-			return
-		}
 	}
 	if bh.segments[grp.key] == grp {
 		delete(bh.segments, grp.key)
+		for _, s := range grp.phases {
+			if s != nil {
+				bh.unindex(s)
+			}
+		}
 	}
+}
+
+// index adds seg to its phase's list. Called with bh.mu held.
+func (bh *boardHub) index(seg *segment) {
+	seg.at = len(bh.byPhase[seg.phase])
+	bh.byPhase[seg.phase] = append(bh.byPhase[seg.phase], seg)
+}
+
+// unindex removes seg from its phase's list. Called with bh.mu held.
+func (bh *boardHub) unindex(seg *segment) {
+	l := bh.byPhase[seg.phase]
+	last := l[len(l)-1]
+	l[seg.at], last.at = last, seg.at
+	l[len(l)-1] = nil
+	bh.byPhase[seg.phase] = l[:len(l)-1]
 }
 
 // Status sends a leaderboard status change to every connection watching it,
@@ -604,8 +648,17 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time, phase
 	bh.evMu.Lock()
 	b := bh.open
 	if b.any {
-		b.at = now
-		bh.hist = append(bh.hist, b)
+		// One bucket per flush interval, not per tick: resumes and merges
+		// walk the history, and Publish waits on evMu meanwhile. A coarser
+		// bucket only makes a catch-up carry a few more unchanged ranks.
+		if n := len(bh.hist); n > 0 && now.Sub(bh.hist[n-1].start) < h.opts.FlushInterval {
+			last := &bh.hist[n-1]
+			last.union(b)
+			last.at = now
+		} else {
+			b.at, b.start = now, now
+			bh.hist = append(bh.hist, b)
+		}
 		bh.open = bucket{}
 	}
 	// Forget what is older than the history window.
@@ -632,9 +685,12 @@ func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time, phase
 		if !changed.any && !stale {
 			continue
 		}
-		for _, grp := range bh.segments {
-			seg := grp.phases[p]
-			if seg == nil || !(seg.stale || (changed.any && seg.affected(changed.lo, changed.hi))) {
+		for _, seg := range bh.byPhase[p] {
+			if !(seg.stale || (changed.any && seg.affected(changed.lo, changed.hi))) {
+				continue
+			}
+			if len(seg.subs) == 0 {
+				seg.stale = true // nobody to send to: read when someone joins
 				continue
 			}
 			seg.stale = false
@@ -927,6 +983,14 @@ func (h *Hub) SegmentSnapshot(board, key string) (version uint64, body []byte, o
 	if grp == nil {
 		return 0, nil, false
 	}
+	// The newest phase that has subscribers: a phase kept without any
+	// (dropEmpty) is not flushed, and its state need not be on the chain of
+	// the updates the caller publishes.
 	seg := grp.newest()
+	for _, s := range grp.phases {
+		if s != nil && len(s.subs) > 0 && (len(seg.subs) == 0 || s.version > seg.version) {
+			seg = s
+		}
+	}
 	return seg.version, seg.snapshot(h.opts.Epoch), true
 }

@@ -806,3 +806,46 @@ func TestConflate(t *testing.T) {
 		t.Fatal("merged from a version older than the history")
 	}
 }
+
+// TestHistoryKeepsABucketPerWindow: the change log closes a bucket at every
+// tick, but keeps one per flush interval, so the history a resume walks is
+// as long as before phases; resumes from versions inside a merged bucket
+// still converge.
+func TestHistoryKeepsABucketPerWindow(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	ctx := context.Background()
+	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
+	rec := &recorder{}
+	f.hub.Subscribe(ctx, "b", "top", Spec{Kind: Top, Limit: 5}, nil, "", rec, nil)
+	phases, tick := f.hub.Phases(), f.hub.FlushInterval()/time.Duration(f.hub.Phases())
+	for i := 0; i < 10*phases; i++ { // ten windows, a change before every tick
+		f.submit(t, "b", fmt.Sprintf("p%02d", i%7), uint64(100+i), int64(i))
+		f.now = f.now.Add(tick)
+		f.hub.flush(ctx, i%phases)
+	}
+	bh := f.hub.boards["b"]
+	if n := len(bh.hist); n < 9 || n > 11 {
+		t.Fatalf("%d buckets for ten windows", n)
+	}
+	f.hub.Flush(ctx) // every phase at the store's state
+	want, _ := expected(t, f.st, "b", Spec{Kind: Top, Limit: 5})
+	// A resume from every version the subscriber was sent, replayed on the
+	// state it had then.
+	frames := rec.all()
+	for i, fr := range frames {
+		if fr["type"] != "update" && fr["type"] != "snapshot" {
+			continue
+		}
+		since := uint64(num(fr["version"]))
+		r := &recorder{}
+		f.hub.Subscribe(ctx, "b", "top", Spec{Kind: Top, Limit: 5}, &since, "ep", r, nil)
+		got := r.all()
+		if len(got) != 2 || got[1]["type"] != "update" {
+			t.Fatalf("resume from %d: %v, want one catch-up update", since, got)
+		}
+		v := apply(t, append(slices.Clone(frames[:i+1]), got[1]), "top")
+		if !slices.Equal(v.list(), want) {
+			t.Fatalf("resume from %d: %v, store %v", since, v.list(), want)
+		}
+	}
+}
