@@ -934,6 +934,14 @@ func (s *segment) catchUp(since uint64, lo, hi int64) []byte {
 		// Where the window stood at since is not known: send all of it.
 		return listUpdateBody(since, s.version, &s.list, s.list.entries)
 	}
+	for i := range s.list.entries {
+		if s.list.entries[i].DisplayName != "" {
+			// Display names change without an event (a profile PUT), so the
+			// changed ranks do not cover a rename; the updates this one
+			// stands for (a merge) carried it: send all of the window.
+			return listUpdateBody(since, s.version, &s.list, s.list.entries)
+		}
+	}
 	var changes []store.Entry
 	for _, e := range s.list.entries {
 		if e.Rank >= lo && e.Rank <= hi {
