@@ -47,6 +47,12 @@ type wsConn struct {
 	refill  time.Time
 	refused int // messages refused in a row
 
+	// subMu makes one subscribe or unsubscribe at a time: the client's
+	// reader and a resubscribe after a resync may both (re)create an id, and
+	// two subscriptions of one id live at once would both get the next
+	// update (the client would see it twice). Taken before mu.
+	subMu sync.Mutex
+
 	mu      sync.Mutex
 	subs    map[string]*wsSub // by the client's id
 	waiting bool              // some subscriptions wait for the queue to drain
@@ -145,6 +151,8 @@ func (c *wsConn) resubscribe() {
 
 // subscribe (re)creates subscription id.
 func (c *wsConn) subscribe(id string, spec fanout.Spec, since *uint64, epoch string) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -192,6 +200,8 @@ func (c *wsConn) subscribe(id string, spec fanout.Spec, since *uint64, epoch str
 }
 
 func (c *wsConn) unsubscribe(id string) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
 	c.mu.Lock()
 	s := c.subs[id]
 	delete(c.subs, id)
