@@ -143,6 +143,16 @@ type sinkFunc func(store.Event)
 
 func (s sinkFunc) Publish(e store.Event) { s(e) }
 
+// seedBoard creates board "b" with n participants p00, p01, ... scoring top,
+// top-1, ... (so p00 leads).
+func (f *fixture) seedBoard(t *testing.T, n int, top uint64) {
+	t.Helper()
+	f.st.CreateBoard(context.Background(), "b", store.BoardOptions{})
+	for i := 0; i < n; i++ {
+		f.submit(t, "b", fmt.Sprintf("p%02d", i), top-uint64(i), 0)
+	}
+}
+
 func (f *fixture) submit(t *testing.T, board, pid string, score uint64, at int64) {
 	t.Helper()
 	res := make([]store.Result, 1)
@@ -275,10 +285,7 @@ func TestSubscribersConvergeUnderConcurrentSubmissions(t *testing.T) {
 func TestCoalescingAndSilence(t *testing.T) {
 	f := newFixture(t, time.Minute)
 	ctx := context.Background()
-	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
-	for i := 0; i < 50; i++ {
-		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i), 0)
-	}
+	f.seedBoard(t, 50, 1000)
 	top, deep := &recorder{}, &recorder{}
 	f.hub.Subscribe(ctx, "b", "top", Spec{Kind: Top, Limit: 3}, nil, "", top, nil)
 	f.hub.Subscribe(ctx, "b", "deep", Spec{Kind: Participant, ParticipantID: "p05"}, nil, "", deep, nil)
@@ -577,10 +584,7 @@ func updates(r *recorder) int {
 func TestPhasesTakeTurns(t *testing.T) {
 	f := newFixture(t, time.Minute)
 	ctx := context.Background()
-	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
-	for i := 0; i < 20; i++ {
-		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i), 0)
-	}
+	f.seedBoard(t, 20, 1000)
 	phases := f.hub.Phases()
 	if phases < 2 {
 		t.Fatalf("default phases %d", phases)
@@ -637,10 +641,7 @@ func TestPhasesTakeTurns(t *testing.T) {
 func TestPhaseJoinedFromAnOlderPhase(t *testing.T) {
 	f := newFixture(t, time.Minute)
 	ctx := context.Background()
-	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
-	for i := 0; i < 10; i++ {
-		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(100-i), 0)
-	}
+	f.seedBoard(t, 10, 100)
 	spec := Spec{Kind: Top, Limit: 3}
 	early := &phased{phase: 0}
 	f.hub.Subscribe(ctx, "b", "a", spec, nil, "", early, nil)
@@ -675,10 +676,7 @@ func TestPhaseJoinedFromAnOlderPhase(t *testing.T) {
 func TestPhaserKeepsASinkTogether(t *testing.T) {
 	f := newFixture(t, time.Minute)
 	ctx := context.Background()
-	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
-	for i := 0; i < 10; i++ {
-		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(100-i), 0)
-	}
+	f.seedBoard(t, 10, 100)
 	conn := &phased{phase: 2}
 	f.hub.Subscribe(ctx, "b", "t", Spec{Kind: Top, Limit: 3}, nil, "", conn, nil)
 	f.hub.Subscribe(ctx, "b", "p", Spec{Kind: Participant, ParticipantID: "p05"}, nil, "", conn, nil)
@@ -712,10 +710,7 @@ func TestPhaserKeepsASinkTogether(t *testing.T) {
 func TestConflate(t *testing.T) {
 	f := newFixture(t, 10*time.Second)
 	ctx := context.Background()
-	f.st.CreateBoard(ctx, "b", store.BoardOptions{})
-	for i := 0; i < 30; i++ {
-		f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(1000-i), 0)
-	}
+	f.seedBoard(t, 30, 1000)
 	specs := map[string]Spec{
 		"top": {Kind: Top, Limit: 10}, "part": {Kind: Participant, ParticipantID: "p07"},
 		"around": {Kind: Around, ParticipantID: "p12", Radius: 2},

@@ -2,12 +2,9 @@ package fanout
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/lbhq/leaderboard/internal/store"
 )
 
 // TestResumeIntoALaggingPhase: a client resumes with the version its last
@@ -21,10 +18,7 @@ func TestResumeIntoALaggingPhase(t *testing.T) {
 		t.Run(spec.Key(), func(t *testing.T) {
 			f := newFixture(t, time.Minute)
 			ctx := context.Background()
-			f.st.CreateBoard(ctx, "b", store.BoardOptions{})
-			for i := 0; i < 10; i++ {
-				f.submit(t, "b", fmt.Sprintf("p%02d", i), uint64(100-i), 0)
-			}
+			f.seedBoard(t, 10, 100)
 			// Phase 1 has a viewer of the same window (another connection).
 			other := &phased{phase: 1}
 			f.hub.Subscribe(ctx, "b", "o", spec, nil, "", other, nil)

@@ -20,6 +20,35 @@ type evSinkI func(store.Event)
 
 func (s evSinkI) Publish(e store.Event) { s(e) }
 
+// seededHub is a hub over an in-memory store that holds board "b" with n
+// participants p0..p<n-1> (participant i scores i). source, if not nil,
+// wraps the store for the hub's reads.
+func seededHub(n, phases int, source func(*memory.Store) fanout.Source) (*fanout.Hub, *memory.Store) {
+	ctx := context.Background()
+	var hub *fanout.Hub
+	mem := memory.New(memory.Options{Epoch: "ep", Sink: evSinkI(func(e store.Event) { hub.Publish(e) })})
+	var src fanout.Source = mem
+	if source != nil {
+		src = source(mem)
+	}
+	hub = fanout.New(src, fanout.Options{Epoch: "ep", Phases: phases, History: time.Hour})
+	mem.CreateBoard(ctx, "b", store.BoardOptions{})
+	res := make([]store.Result, 1)
+	for i := range n {
+		mem.Submit(ctx, "b", []store.Submission{{ParticipantID: fmt.Sprint("p", i), Score: uint64(i)}}, res)
+	}
+	return hub, mem
+}
+
+// ownedConn is a connection of g to board "b" whose queue the test owns:
+// nothing is handed to a writer, the test takes the frames.
+func ownedConn(g *Gateway, shard int) *wsConn {
+	c := &wsConn{g: g, board: "b", subs: map[string]*wsSub{}, shard: shard}
+	c.queue = c.first[:0]
+	c.scheduled = true
+	return c
+}
+
 // hookedStore runs a hook inside some reads: things that happen while a
 // flush or a subscription is reading (outside the hub's locks).
 type hookedStore struct {
@@ -192,12 +221,11 @@ func TestConflateUnderInterleavingsWithRenames(t *testing.T) {
 func conflateStress(t *testing.T, seed uint64, renames bool) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 11))
-	var hub *fanout.Hub
-	mem := memory.New(memory.Options{Epoch: "ep", Sink: evSinkI(func(e store.Event) { hub.Publish(e) })})
-	src := &hookedStore{Store: mem, rng: rng, names: map[string]string{}}
-	phases := 1 + rng.IntN(4)
-	hub = fanout.New(src, fanout.Options{Epoch: "ep", Phases: phases, History: time.Hour})
-	mem.CreateBoard(ctx, "b", store.BoardOptions{})
+	var src *hookedStore
+	hub, mem := seededHub(0, 1+rng.IntN(4), func(m *memory.Store) fanout.Source {
+		src = &hookedStore{Store: m, rng: rng, names: map[string]string{}}
+		return src
+	})
 	res := make([]store.Result, 1)
 	submit := func() {
 		pid := fmt.Sprint("p", rng.IntN(20))
@@ -216,9 +244,7 @@ func conflateStress(t *testing.T, seed uint64, renames bool) {
 	}
 	const sendQueue = 24
 	g := New(hub, Options{SendQueue: sendQueue, MaxSubscriptions: 8})
-	c := &wsConn{g: g, board: "b", subs: map[string]*wsSub{}, shard: 1 + rng.IntN(8)}
-	c.queue = c.first[:0]
-	c.scheduled = true // the test owns the queue: nothing is handed to a writer
+	c := ownedConn(g, 1+rng.IntN(8))
 	b := &batch{counts: &writeCounts{}}
 
 	specs := []fanout.Spec{{Kind: fanout.Top, Limit: 3}, {Kind: fanout.Top, Limit: 6},
@@ -372,18 +398,10 @@ func conflateStress(t *testing.T, seed uint64, renames bool) {
 // unbroken and every client ends at the store's window. Run with -race.
 func TestConflateConcurrent(t *testing.T) {
 	ctx := context.Background()
-	var hub *fanout.Hub
-	mem := memory.New(memory.Options{Epoch: "ep", Sink: evSinkI(func(e store.Event) { hub.Publish(e) })})
-	hub = fanout.New(mem, fanout.Options{Epoch: "ep", Phases: 4, History: time.Hour})
-	mem.CreateBoard(ctx, "b", store.BoardOptions{})
+	hub, mem := seededHub(20, 4, nil)
 	res := make([]store.Result, 1)
-	for i := range 20 {
-		mem.Submit(ctx, "b", []store.Submission{{ParticipantID: fmt.Sprint("p", i), Score: uint64(i)}}, res)
-	}
 	g := New(hub, Options{SendQueue: 64, MaxSubscriptions: 8})
-	c := &wsConn{g: g, board: "b", subs: map[string]*wsSub{}, shard: 1}
-	c.queue = c.first[:0]
-	c.scheduled = true
+	c := ownedConn(g, 1)
 	specs := map[string]fanout.Spec{"a": {Kind: fanout.Top, Limit: 5}, "b": {Kind: fanout.Top, Limit: 12},
 		"c": {Kind: fanout.Participant, ParticipantID: "p3"}, "d": {Kind: fanout.Around, ParticipantID: "p5", Radius: 2}}
 	for id, s := range specs {

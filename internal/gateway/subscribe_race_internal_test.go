@@ -10,7 +10,6 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/store"
-	"github.com/lbhq/leaderboard/internal/store/memory"
 )
 
 // TestSubscribesOfOneIDDoNotInterleave: a client's subscribe and the
@@ -21,18 +20,10 @@ import (
 // same update twice (a broken chain).
 func TestSubscribesOfOneIDDoNotInterleave(t *testing.T) {
 	ctx := context.Background()
-	var hub *fanout.Hub
-	mem := memory.New(memory.Options{Epoch: "ep", Sink: evSinkI(func(e store.Event) { hub.Publish(e) })})
-	hub = fanout.New(mem, fanout.Options{Epoch: "ep", Phases: 1, History: time.Hour})
-	mem.CreateBoard(ctx, "b", store.BoardOptions{})
+	hub, mem := seededHub(10, 1, nil)
 	res := make([]store.Result, 1)
-	for i := range 10 {
-		mem.Submit(ctx, "b", []store.Submission{{ParticipantID: fmt.Sprint("p", i), Score: uint64(i)}}, res)
-	}
 	g := New(hub, Options{SendQueue: 1 << 20, MaxSubscriptions: 8})
-	c := &wsConn{g: g, board: "b", subs: map[string]*wsSub{}, shard: 1}
-	c.queue = c.first[:0]
-	c.scheduled = true // the test owns the queue: nothing is handed to a writer
+	c := ownedConn(g, 1)
 	spec := fanout.Spec{Kind: fanout.Top, Limit: 5}
 
 	stop := make(chan struct{})
