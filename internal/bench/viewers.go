@@ -375,7 +375,7 @@ var wantedMetrics = []string{
 	"leaderboard_live_resyncs_total",
 	"leaderboard_live_websocket_writes_total",
 	"leaderboard_live_websocket_frames_written_total",
-	"leaderboard_live_websocket_updates_merged_total",
+	"leaderboard_live_updates_merged_total",
 	"process_cpu_seconds_total",
 	"process_resident_memory_bytes",
 	"go_memstats_heap_inuse_bytes",
@@ -866,7 +866,7 @@ func fillServerReport(rep *Report, vr *ViewersReport, memBefore, memEnd, m0, m1 
 		cpu := m0.delta(m1, "process_cpu_seconds_total")
 		sv.CPUCores = round3(cpu / secs)
 		rep.ServerCPUCores = sv.CPUCores
-		sv.Merged = int64(m0.delta(m1, "leaderboard_live_websocket_updates_merged_total"))
+		sv.Merged = int64(m0.delta(m1, "leaderboard_live_updates_merged_total"))
 		if sent := sv.Frames - sv.Merged; sent > 0 {
 			sv.CPUUSPerFrame = round3(cpu * 1e6 / float64(sent))
 		}

@@ -228,10 +228,56 @@ func TestBehindReaderGetsUpdatesMerged(t *testing.T) {
 	}
 	var merged float64
 	for _, line := range strings.Split(metrics(t, addr), "\n") {
-		fmt.Sscanf(line, "leaderboard_live_websocket_updates_merged_total %g", &merged)
+		fmt.Sscanf(line, "leaderboard_live_updates_merged_total %g", &merged)
 	}
 	if merged == 0 {
 		t.Fatal("no update was merged for a viewer whose updates waited in the server's queue")
+	}
+	t.Logf("%d rounds, %g updates merged away", rounds, merged)
+}
+
+// TestBehindSSEStreamGetsUpdatesMerged: an SSE stream whose updates wait
+// in the server gets them merged like a WebSocket connection: unbroken
+// chain, no resync, the REST window at the end, updates merged.
+func TestBehindSSEStreamGetsUpdatesMerged(t *testing.T) {
+	rounds := 2*wmemMax(t)/(100<<10) + 20
+	addr := startServer(t, func(c *server.Config) { c.SendQueue = 2 * rounds })
+	seed(t, addr, "ssebehind")
+	for i := 30; i < 1000; i++ {
+		post(t, "http://"+addr+"/v1/leaderboards/ssebehind/scores", fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, i))
+	}
+	dial := &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dial.DialContext}}
+	pause := make(chan struct{})
+	s := openSSEWith(t, context.Background(), client, pause, addr, "ssebehind", "kind=top&limit=1000", "")
+	for round := range rounds {
+		var items []string
+		for i := 0; i < 1000; i += 2 {
+			items = append(items, fmt.Sprintf(`{"participant_id":"q%d","score":%d}`, i, 5000+round*1000+i))
+		}
+		post(t, "http://"+addr+"/v1/leaderboards/ssebehind/scores:batch", `{"scores":[`+strings.Join(items, ",")+`]}`)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(pause)
+	want, _ := restWindow(t, addr, "ssebehind", "top", 1000, "")
+	waitFor(t, "the paused stream to catch up", func() bool {
+		return strings.Join(replay(t, s.all(), "stream").list(), ",") == strings.Join(want, ",")
+	})
+	for _, m := range s.all() {
+		if m["type"] == "resync" {
+			t.Fatal("a stream within its send queue was resynced")
+		}
+	}
+	var merged float64
+	for _, line := range strings.Split(metrics(t, addr), "\n") {
+		fmt.Sscanf(line, "leaderboard_live_updates_merged_total %g", &merged)
+	}
+	if merged == 0 {
+		t.Fatal("no update was merged for a stream whose updates waited in the server")
 	}
 	t.Logf("%d rounds, %g updates merged away", rounds, merged)
 }

@@ -49,9 +49,9 @@ type Options struct {
 	// the connection (1008). A negative MessageRate means no limit.
 	MessageRate  float64
 	MessageBurst int
-	// NoConflate keeps every update of a connection that fell behind: by
-	// default its waiting updates of one subscription are merged into one
-	// (when the hub can: an in-process fanout.Hub), see conflate.
+	// NoConflate keeps every update of a connection or SSE stream that fell
+	// behind: by default its waiting updates of one subscription are merged
+	// into one (when the hub can: an in-process fanout.Hub), see conflate.
 	NoConflate bool
 	Logger     *slog.Logger
 }
@@ -108,6 +108,7 @@ type counters struct {
 	rateLimited                  atomic.Uint64
 	sseActive, pollActive        atomic.Int64
 	slowWrites                   writeCounts // by connections' own writers (sockets without room)
+	sseMerges                    writeCounts // updates SSE streams merged (only its merged count is used)
 }
 
 // New returns a gateway over hub.
@@ -186,7 +187,7 @@ func (g *Gateway) Snapshot() Stats {
 		Opened: g.stats.wsTotal.Load(), Rejected: g.stats.rejected.Load(), Resyncs: g.stats.resyncs.Load(),
 		MessagesRefused: g.stats.messagesRefused.Load(), RateLimitedCloses: g.stats.rateLimited.Load(),
 		Writes: w + g.stats.slowWrites.writes.Load(), FramesWritten: f + g.stats.slowWrites.frames.Load(),
-		UpdatesMerged: m + g.stats.slowWrites.merged.Load(),
+		UpdatesMerged: m + g.stats.slowWrites.merged.Load() + g.stats.sseMerges.merged.Load(),
 	}
 }
 

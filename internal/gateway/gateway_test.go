@@ -427,11 +427,18 @@ func (s *sseStream) all() []map[string]any {
 
 func openSSE(t *testing.T, ctx context.Context, addr, board, query, lastID string) *sseStream {
 	t.Helper()
+	return openSSEWith(t, ctx, http.DefaultClient, nil, addr, board, query, lastID)
+}
+
+// openSSEWith opens a stream with client; the stream's reader starts reading
+// once pause is closed (nil: at once).
+func openSSEWith(t *testing.T, ctx context.Context, client *http.Client, pause chan struct{}, addr, board, query, lastID string) *sseStream {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/v1/leaderboards/"+board+"/stream?"+query, nil)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,6 +449,9 @@ func openSSE(t *testing.T, ctx context.Context, addr, board, query, lastID strin
 	go func() {
 		defer close(s.done)
 		defer res.Body.Close()
+		if pause != nil {
+			<-pause
+		}
 		sc := bufio.NewScanner(res.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		var event, id string

@@ -143,6 +143,8 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 		bw.Write(f.Body)
 		bw.WriteString("\n\n")
 	}
+	var queued []fanout.Frame
+	var runs []mergeRun
 	flush := func() bool {
 		if bw.Flush() != nil {
 			return false
@@ -156,15 +158,29 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 		case <-g.closed:
 			return nil
 		case f := <-sink.ch:
-			writeFrame(f)
-			for drained := false; !drained; { // coalesce what is already queued into one write
+			// What is already queued goes out in one write; a stream that
+			// fell behind gets its waiting updates merged into one, as a
+			// WebSocket connection does (see wsConn.conflate).
+			queued = append(queued[:0], f)
+			for drained := false; !drained; {
 				select {
 				case f := <-sink.ch:
-					writeFrame(f)
+					queued = append(queued, f)
 				default:
 					drained = true
 				}
 			}
+			if len(queued) > 1 && g.merger != nil {
+				runs = findRuns(queued, runs[:0])
+				if askMerges(g.merger, runs) > 0 {
+					queued = replaceMerged(queued, len(queued), runs, &g.stats.sseMerges)
+				}
+				clear(runs)
+			}
+			for _, f := range queued {
+				writeFrame(f)
+			}
+			clear(queued)
 			if !flush() {
 				return nil
 			}

@@ -295,56 +295,63 @@ func (c *wsConn) conflate(b *batch) {
 		c.qmu.Unlock()
 		return
 	}
-	runs := b.runs[:0]
-	for i := 0; i < n; i++ {
-		f := &c.queue[i]
-		if f.Sub == nil {
-			continue
-		}
-		j := 0
-		for j < len(runs) && runs[j].sub != f.Sub {
-			j++
-		}
-		if j == len(runs) {
-			runs = append(runs, mergeRun{sub: f.Sub, from: f.PrevVersion, to: f.Version, last: i})
-			continue
-		}
-		r := &runs[j]
-		if f.PrevVersion != r.to {
-			r.broken = true // not one chain: leave this subscription's frames alone
-		}
-		r.to, r.last, r.count = f.Version, i, r.count+1
-	}
+	runs := findRuns(c.queue, b.runs[:0])
 	c.qmu.Unlock()
-	merged := 0
-	for i := range runs {
-		r := &runs[i]
-		if r.count == 0 || r.broken {
-			continue
-		}
-		if r.frame, r.ok = c.g.merger.Conflate(r.sub, r.from, r.to); r.ok {
-			merged++
-		}
-	}
-	if merged > 0 {
+	if askMerges(c.g.merger, runs) > 0 {
 		c.qmu.Lock()
-		c.replaceMerged(runs, n, b.counts)
+		if len(c.queue) >= n { // always, while this writer owns the queue; never index past it
+			c.queue = replaceMerged(c.queue, n, runs, b.counts)
+		}
 		c.qmu.Unlock()
 	}
 	clear(runs)
 	b.runs = runs[:0]
 }
 
-// replaceMerged puts each merged update in place of the last of the
-// updates it replaces among the first n queued frames, and drops the others.
-// Called with qmu held.
-func (c *wsConn) replaceMerged(runs []mergeRun, n int, counts *writeCounts) {
-	if len(c.queue) < n {
-		return // cannot happen while the caller owns the queue; never index past it
+// findRuns appends to runs each subscription's updates among frames: from
+// the first one's prev_version to the last one's version.
+func findRuns(frames []fanout.Frame, runs []mergeRun) []mergeRun {
+	for i := range frames {
+		f := &frames[i]
+		if f.Sub == nil {
+			continue
+		}
+		r := findRun(runs, f.Sub)
+		if r == nil {
+			runs = append(runs, mergeRun{sub: f.Sub, from: f.PrevVersion, to: f.Version, last: i})
+			continue
+		}
+		if f.PrevVersion != r.to {
+			r.broken = true // not one chain: leave this subscription's frames alone
+		}
+		r.to, r.last, r.count = f.Version, i, r.count+1
 	}
-	out := make([]fanout.Frame, 0, len(c.queue)-n+len(runs))
+	return runs
+}
+
+// askMerges asks the hub for a merged update for each run of two or more
+// updates, and returns how many it made.
+func askMerges(m conflater, runs []mergeRun) int {
+	merged := 0
+	for i := range runs {
+		r := &runs[i]
+		if r.count == 0 || r.broken {
+			continue
+		}
+		if r.frame, r.ok = m.Conflate(r.sub, r.from, r.to); r.ok {
+			merged++
+		}
+	}
+	return merged
+}
+
+// replaceMerged puts each merged update in place of the last of the updates
+// it replaces among the first n frames, drops the others, and returns the
+// frames.
+func replaceMerged(frames []fanout.Frame, n int, runs []mergeRun, counts *writeCounts) []fanout.Frame {
+	out := make([]fanout.Frame, 0, len(frames)-n+len(runs))
 	for i := 0; i < n; i++ {
-		f := c.queue[i]
+		f := frames[i]
 		if r := findRun(runs, f.Sub); r != nil && r.ok {
 			if i == r.last {
 				out = append(out, r.frame)
@@ -354,7 +361,7 @@ func (c *wsConn) replaceMerged(runs []mergeRun, n int, counts *writeCounts) {
 		}
 		out = append(out, f)
 	}
-	c.queue = append(out, c.queue[n:]...)
+	return append(out, frames[n:]...)
 }
 
 // mergeRun is one subscription's waiting updates: from the first's

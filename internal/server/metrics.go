@@ -26,7 +26,7 @@ func liveCollectors(hub *fanout.Hub, gw *gateway.Gateway) []prometheus.Collector
 		counter("leaderboard_live_resyncs_total", "Subscriptions told to resync (slow readers).", func() float64 { return float64(gw.Snapshot().Resyncs) }),
 		counter("leaderboard_live_websocket_writes_total", "Write calls that carried frames to WebSocket connections; a connection that fell behind gets all its waiting frames in one.", func() float64 { return float64(gw.Snapshot().Writes) }),
 		counter("leaderboard_live_websocket_frames_written_total", "Frames (of every type) those writes carried: above 1 per write, the node is behind.", func() float64 { return float64(gw.Snapshot().FramesWritten) }),
-		counter("leaderboard_live_websocket_updates_merged_total", "Updates not sent on their own: a connection that fell behind got its waiting updates of a subscription merged into one.", func() float64 { return float64(gw.Snapshot().UpdatesMerged) }),
+		counter("leaderboard_live_updates_merged_total", "Updates not sent on their own: a WebSocket connection or SSE stream that fell behind got its waiting updates of a subscription merged into one.", func() float64 { return float64(gw.Snapshot().UpdatesMerged) }),
 		counter("leaderboard_live_updates_encoded_total", "Segment updates encoded (once each, whatever the number of subscribers).", func() float64 { return float64(hub.Snapshot().Flushes) }),
 		counter("leaderboard_live_frames_total", "Update frames handed to connections.", func() float64 { return float64(hub.Snapshot().Frames) }),
 		counter("leaderboard_live_frame_bytes_total", "Bytes of update frames handed to connections.", func() float64 { return float64(hub.Snapshot().Bytes) }),

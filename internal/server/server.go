@@ -146,7 +146,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "if set, serve Go's net/http/pprof profiles on this separate address (keep it private)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "live updates: coalescing window; at most one update per subscription per window")
 	fs.IntVar(&c.FlushPhases, "flush-phases", 4, "live updates: each window is flushed in this many ticks, a share of the subscribers at each (each still gets at most one update per window); spreads a busy node's writes over the window")
-	fs.BoolVar(&c.Conflate, "conflate", true, "live updates: a WebSocket connection that fell behind gets its waiting updates of a subscription merged into one (false: every update is written)")
+	fs.BoolVar(&c.Conflate, "conflate", true, "live updates: a WebSocket connection or SSE stream that fell behind gets its waiting updates of a subscription merged into one (false: every update is written)")
 	fs.DurationVar(&c.History, "history", 60*time.Second, "live updates: how far back a resume with since_version is served by one catch-up update")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "live updates: how often the server pings each WebSocket (and comments each SSE stream)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "live updates: close a WebSocket from which nothing arrived for this long")
