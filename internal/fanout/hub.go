@@ -187,7 +187,7 @@ func (b *bucket) union(o bucket) {
 type segGroup struct {
 	key    string
 	spec   Spec
-	phases []*segment // nil where the phase has no subscriber
+	phases []*segment // nil until a subscriber joins the phase; kept while the window has subscribers (see dropEmpty)
 }
 
 // subscribed reports whether any phase has a subscriber.
