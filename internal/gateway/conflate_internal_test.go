@@ -123,31 +123,16 @@ func ireplay(frames []map[string]any, id string) (*iwin, error) {
 		switch m["type"] {
 		case "snapshot":
 			w.got, w.version, w.entries, w.part = true, inum(m["version"]), map[int64]string{}, ""
-			if p, ok := m["participant"]; ok {
-				if p != nil {
-					w.part = ientry(p.(map[string]any))
-				}
+			if !w.apply(m, "entries") {
 				continue
-			}
-			w.offset, w.size = inum(m["offset"]), inum(m["size"])
-			for _, e := range m["entries"].([]any) {
-				w.entries[inum(e.(map[string]any)["rank"])] = ientry(e.(map[string]any))
 			}
 		case "update":
 			if !w.got || inum(m["prev_version"]) != w.version {
 				return w, fmt.Errorf("%s: update %v->%v after version %d (got=%v)", id, m["prev_version"], m["version"], w.version, w.got)
 			}
 			w.version = inum(m["version"])
-			if p, ok := m["participant"]; ok {
-				w.part = ""
-				if p != nil {
-					w.part = ientry(p.(map[string]any))
-				}
+			if !w.apply(m, "changes") {
 				continue
-			}
-			w.offset, w.size = inum(m["offset"]), inum(m["size"])
-			for _, c := range m["changes"].([]any) {
-				w.entries[inum(c.(map[string]any)["rank"])] = ientry(c.(map[string]any))
 			}
 			for r := range w.entries {
 				if r <= w.offset || r > w.offset+w.size {
@@ -159,6 +144,23 @@ func ireplay(frames []map[string]any, id string) (*iwin, error) {
 		}
 	}
 	return w, nil
+}
+
+// apply takes a snapshot's or update's participant, or its list under key
+// (entries or changes); it reports whether the message held a list.
+func (w *iwin) apply(m map[string]any, key string) bool {
+	if p, ok := m["participant"]; ok {
+		w.part = ""
+		if p != nil {
+			w.part = ientry(p.(map[string]any))
+		}
+		return false
+	}
+	w.offset, w.size = inum(m["offset"]), inum(m["size"])
+	for _, e := range m[key].([]any) {
+		w.entries[inum(e.(map[string]any)["rank"])] = ientry(e.(map[string]any))
+	}
+	return true
 }
 
 func (w *iwin) list() []string {
