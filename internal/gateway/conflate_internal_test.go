@@ -197,13 +197,7 @@ func parseFrames(t *testing.T, fs []fanout.Frame) []map[string]any {
 // frames it replaced would have left it (same version, same window), with
 // unbroken chains; at the end every client has the store's window.
 func TestConflateUnderInterleavings(t *testing.T) {
-	seeds := uint64(40)
-	if s := os.Getenv("CONFLATE_SEEDS"); s != "" {
-		fmt.Sscan(s, &seeds)
-	}
-	for seed := uint64(1); seed <= seeds; seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { conflateStress(t, seed, false) })
-	}
+	runSeeds(t, func(t *testing.T, seed uint64) { conflateStress(t, seed, false) })
 }
 
 // TestConflateUnderInterleavingsWithRenames: the same, on a board whose
@@ -211,12 +205,17 @@ func TestConflateUnderInterleavings(t *testing.T) {
 // /v1/participants/{pid}: no store event, no new version). A merged update
 // must leave the client where the updates it replaced would have.
 func TestConflateUnderInterleavingsWithRenames(t *testing.T) {
+	runSeeds(t, func(t *testing.T, seed uint64) { conflateStress(t, seed, true) })
+}
+
+// runSeeds runs f for seeds 1..40 (CONFLATE_SEEDS sets the last one).
+func runSeeds(t *testing.T, f func(t *testing.T, seed uint64)) {
 	seeds := uint64(40)
 	if s := os.Getenv("CONFLATE_SEEDS"); s != "" {
 		fmt.Sscan(s, &seeds)
 	}
 	for seed := uint64(1); seed <= seeds; seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { conflateStress(t, seed, true) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { f(t, seed) })
 	}
 }
 
