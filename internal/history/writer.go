@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -297,23 +298,55 @@ func (w *Writer) SnapshotChanged(ctx context.Context, src Source) {
 // removing) its participant, which converges to the state of the last event
 // whatever the scan saw; and the snapshot is queued after the events it may
 // hold, so it is never committed without them.
+// maxSnapshotRetries bounds the pages a snapshot reads again because the
+// board changed more between two reads than their overlap allowed for.
+const maxSnapshotRetries = 16
+
 func (w *Writer) snapshot(ctx context.Context, src Source, id string) error {
 	st, err := src.Stats(ctx, id)
 	if err != nil {
 		return err
 	}
+	// Pages are read by offset while writes go on, and a change moves every
+	// participant it passes by one rank: when someone above the next page's
+	// offset drops or is removed between two reads, the participant first on
+	// that page moves up onto the one already read, neither read sees it, and
+	// no event after st.Version brings it back. Versions count changes, so
+	// each page starts at least as many ranks before the end of the last one
+	// as versions passed in between, and is read again further back when more
+	// passed than it allowed for. A participant read twice (it changed, and
+	// moved) is harmless: recovery keeps its last reading.
 	var enc SnapshotEncoder
-	for offset := 0; ; offset += snapshotPage {
-		p, err := src.Page(ctx, id, offset, snapshotPage)
+	covered, seen := 0, st.Version // every participant ranked 1..covered at version seen that has not changed since is encoded
+	overlap, retries := 0, 0
+	for {
+		offset := max(covered-overlap, 0)
+		limit := covered - offset + snapshotPage // always reaches snapshotPage ranks past covered
+		p, err := src.Page(ctx, id, offset, limit)
 		if err != nil {
 			return err
 		}
-		for i := range p.Entries {
+		if p.Version < seen {
+			return fmt.Errorf("leaderboard %s went back from version %d to %d during its snapshot", id, seen, p.Version)
+		}
+		passed := p.Version - seen
+		if offset > 0 && uint64(covered-offset) < passed {
+			if retries++; retries > maxSnapshotRetries {
+				return fmt.Errorf("leaderboard %s changed faster than its snapshot could read it; tried again at the next interval", id)
+			}
+			overlap = int(min(2*passed, uint64(covered)))
+			continue
+		}
+		// Who ranks covered-passed or better now and has not changed since
+		// was ranked covered or better at seen: encoded already.
+		for i := max(covered-int(passed)-offset, 0); i < len(p.Entries); i++ {
 			enc.Add(p.Entries[i].ParticipantID, p.Entries[i].Score, p.Entries[i].AchievedAt)
 		}
-		if len(p.Entries) < snapshotPage {
+		if len(p.Entries) < limit {
 			break
 		}
+		covered, seen = offset+len(p.Entries), p.Version
+		overlap = int(min(2*passed+8, uint64(covered))) // as many changes again, and then some, before the next read
 	}
 	snap := Snapshot{Board: id, Version: st.Version, TakenAt: time.Now(), Data: enc.Finish()}
 	w.mu.Lock()
