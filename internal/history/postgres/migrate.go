@@ -91,6 +91,18 @@ CREATE TABLE server_state (
 	value text NOT NULL
 );
 `,
+	// 2: the highest version logged per leaderboard. A leaderboard's events
+	// are written in version order, so an event at or below its mark is a
+	// redelivery (the history role repeats what it wrote before a crash, a
+	// commit whose answer was lost is retried) and is not written again.
+	`
+CREATE TABLE event_marks (
+	leaderboard_id text PRIMARY KEY,
+	version        bigint NOT NULL
+);
+INSERT INTO event_marks (leaderboard_id, version)
+SELECT leaderboard_id, max(version) FROM score_events GROUP BY leaderboard_id;
+`,
 }
 
 // lockSQL takes the transaction-scoped advisory lock that serialises schema

@@ -44,7 +44,13 @@
 // order. Write sends events with binary COPY, and snapshots as upserts that
 // never replace a newer snapshot with an older one, in one transaction.
 // score_events has no primary key: a partitioned table's key must include
-// created_at, and the sequence makes event_id unique by construction.
+// created_at, and the sequence makes event_id unique by construction. A
+// redelivered event (the history role repeats what it committed before a
+// crash; a commit whose answer was lost is retried) carries a new created_at,
+// so no key could catch it: event_marks keeps the highest version logged per
+// leaderboard, read and locked in the transaction that writes the events, and
+// an event at or below it is left out (as history/sqlite's INSERT OR IGNORE
+// does). Checking the log itself would probe every partition's index.
 //
 // # Final rankings
 //
@@ -61,6 +67,7 @@ import (
 	"iter"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -282,16 +289,95 @@ func (s *eventSource) Values() ([]any, error) {
 	return s.vals, nil
 }
 
+// batchMarks are the highest versions a batch writes, per leaderboard.
+type batchMarks struct {
+	boards   []string
+	versions []int64
+}
+
+// unlogged returns the events that are not in the log yet, and the marks to
+// record for them. It locks the marks of the batch's leaderboards (creating
+// them at 0), in one order, so that two writers of one leaderboard (a
+// rebalance of the history role) take turns and the second sees what the
+// first wrote.
+func unlogged(ctx context.Context, tx pgx.Tx, events []history.Event) ([]history.Event, batchMarks, error) {
+	var boards []string
+	seen := map[string]bool{}
+	for i := range events {
+		if id := events[i].Leaderboard; !seen[id] {
+			seen[id] = true
+			boards = append(boards, id)
+		}
+	}
+	slices.Sort(boards)
+	var batch pgx.Batch
+	batch.Queue(`INSERT INTO event_marks (leaderboard_id, version) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING`, boards)
+	rowsQ := batch.Queue(`SELECT leaderboard_id, version FROM event_marks WHERE leaderboard_id = ANY($1) ORDER BY leaderboard_id COLLATE "C" FOR UPDATE`, boards)
+	mark := make(map[string]uint64, len(boards))
+	rowsQ.Query(func(rows pgx.Rows) error {
+		var id string
+		var v int64
+		_, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+			mark[id] = uint64(v)
+			return nil
+		})
+		return err
+	})
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return nil, batchMarks{}, err
+	}
+	// Only what the log holds is left out: the events of one batch are
+	// distinct (the writer queues each once; the history role drops what it
+	// has seen), and one out of order is written, as it would be alone.
+	out := events
+	copied := false
+	top := make(map[string]uint64, len(boards))
+	for i := range events {
+		e := &events[i]
+		if e.Version > mark[e.Leaderboard] {
+			top[e.Leaderboard] = max(top[e.Leaderboard], e.Version)
+			if copied {
+				out = append(out, *e)
+			}
+			continue
+		}
+		if !copied { // the first event to leave out: keep the ones before it
+			out, copied = append([]history.Event(nil), events[:i]...), true
+		}
+	}
+	m := batchMarks{boards: boards, versions: make([]int64, len(boards))}
+	for i, id := range boards {
+		v, err := i64("version", top[id])
+		if err != nil {
+			return nil, batchMarks{}, err
+		}
+		m.versions[i] = v
+	}
+	return out, m, nil
+}
+
 // Write commits a batch in one transaction: events by COPY, then snapshots.
+// An event whose leaderboard has that version logged already is left out.
 func (s *Store) Write(ctx context.Context, b history.Batch) error {
 	if len(b.Events) == 0 && len(b.Snapshots) == 0 {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if len(b.Events) > 0 {
-			src := &eventSource{events: b.Events, vals: make([]any, 0, len(eventCopyColumns))}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"score_events"}, eventCopyColumns, src); err != nil {
+			events, marks, err := unlogged(ctx, tx, b.Events)
+			if err != nil {
 				return err
+			}
+			if len(events) > 0 {
+				src := &eventSource{events: events, vals: make([]any, 0, len(eventCopyColumns))}
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"score_events"}, eventCopyColumns, src); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `
+UPDATE event_marks m SET version = x.version FROM unnest($1::text[], $2::bigint[]) AS x(leaderboard_id, version)
+WHERE m.leaderboard_id = x.leaderboard_id AND m.version < x.version`, marks.boards, marks.versions); err != nil {
+					return err
+				}
 			}
 		}
 		if len(b.Snapshots) == 0 {
