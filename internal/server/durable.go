@@ -99,8 +99,10 @@ func (d *durable) run(ctx context.Context, src history.Source) {
 }
 
 // stop is the clean stop, after the last request: snapshot what changed,
-// commit everything, and record that this run's epoch still holds.
-func (d *durable) stop(ctx context.Context, src history.Source) error {
+// commit everything, and record that this run's epoch still holds (only when
+// clean: every request finished, so nothing acknowledged can follow the last
+// commit).
+func (d *durable) stop(ctx context.Context, src history.Source, clean bool) error {
 	if d.log == nil {
 		return nil
 	}
@@ -110,6 +112,9 @@ func (d *durable) stop(ctx context.Context, src history.Source) error {
 	}
 	if err := d.log.Close(ctx); err != nil {
 		return fmt.Errorf("history: could not write the last changes before stopping: %w", err)
+	}
+	if !clean {
+		return nil
 	}
 	if err := d.store.SetState(ctx, history.State{Epoch: d.epoch, Clean: true}); err != nil {
 		return fmt.Errorf("history: %w", err)

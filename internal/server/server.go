@@ -381,16 +381,28 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	gw.Shutdown() // live connections are hijacked: http.Server.Shutdown does not see them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	var drainErr error
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running: cut them off, but still write what was
+		// acknowledged so far, and do not call the stop clean (a request cut
+		// off may yet change a board after the last commit).
+		drainErr = fmt.Errorf("shutdown: %w", err)
+		srv.Close()
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && drainErr == nil {
+		drainErr = err
 	}
 	stopSweep()
-	rt.leave(shutdownCtx)
-	if err := hist.stop(shutdownCtx, snapshotSource(st)); err != nil {
-		return err
+	// A drain that ran out of time still gets its own time to leave the
+	// registry and to write what was acknowledged.
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelStop()
+	rt.leave(stopCtx)
+	if err := hist.stop(stopCtx, snapshotSource(st), drainErr == nil); err != nil {
+		return errors.Join(drainErr, err)
+	}
+	if drainErr != nil {
+		return drainErr
 	}
 	log.Info("stopped")
 	return nil
