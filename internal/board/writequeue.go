@@ -24,6 +24,9 @@ type writeQueue struct {
 	n     atomic.Int64 // items queued, read by busy on every submission without the lock
 	mu    sync.Mutex
 	items []queuedWrite
+	// draining is held by the one drain at a time (the loop, or the last
+	// drain at stop), which applies the head of the queue and then pops it.
+	draining sync.Mutex
 	wake  chan struct{}
 }
 
@@ -113,7 +116,32 @@ func (s *Service) RunWriteQueue(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// FlushWriteQueue is the last drain, at stop, after the last request: it
+// tries every interval until the queue is empty or ctx ends, and returns the
+// submissions still queued then. The queue lives in this process's memory,
+// so those are lost; the caller says so.
+func (s *Service) FlushWriteQueue(ctx context.Context, interval time.Duration) int {
+	if !s.wq.enabled() {
+		return 0
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.drain(ctx)
+		if s.QueuedWrites() == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return s.QueuedWrites()
+		case <-t.C:
+		}
+	}
+}
+
 func (s *Service) drain(ctx context.Context) {
+	s.wq.draining.Lock()
+	defer s.wq.draining.Unlock()
 	for {
 		s.wq.mu.Lock()
 		if len(s.wq.items) == 0 {
@@ -124,8 +152,8 @@ func (s *Service) drain(ctx context.Context) {
 		s.wq.mu.Unlock()
 		results := make([]store.Result, len(it.subs))
 		err := s.store.Submit(ctx, it.board, it.subs, results)
-		if backendFailure(err) {
-			return // still down: retry at the next tick, in the same order
+		if backendFailure(err) || (err != nil && ctx.Err() != nil) {
+			return // still down, or stopping: retry at the next tick (or the last drain), in the same order
 		}
 		if err != nil {
 			s.log0("a queued submission could not be applied", it.board, err)

@@ -246,3 +246,44 @@ func TestRedisOutage(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d queued during the outage", ok, acc)
 }
+
+// TestStopDuringRedisOutage: a SIGTERM while submissions wait for an
+// unreachable Redis (answered 202) gives them the stop's time to be applied:
+// Redis returns during the stop, and every queued submission is in the
+// ranking the next process reads.
+func TestStopDuringRedisOutage(t *testing.T) {
+	url, proc := ownRedis(t)
+	cfg := testConfig(t)
+	cfg.DataDir = "" // the ranking lives in Redis alone
+	cfg.SubmitRate, cfg.RedisURL, cfg.RedisPrefix = 0, url+"?read_timeout=300ms&write_timeout=300ms&max_retries=0", "lb:"
+	cfg.ShutdownTimeout = 10 * time.Second
+	addr, cancel, done := start(t, cfg)
+	base := "http://" + addr
+	if st := jsonCall(t, "POST", base+"/v1/leaderboards", `{"leaderboard_id":"q","name":"Q"}`, nil); st != 201 {
+		t.Fatal(st)
+	}
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for i := range n {
+		if st := jsonCall(t, "POST", base+"/v1/leaderboards/q/scores", fmt.Sprintf(`{"participant_id":"p%d","score":%d}`, i, i+1), nil); st != 202 {
+			t.Fatalf("submission %d during the outage: %d, want 202", i, st)
+		}
+	}
+	cancel()
+	time.Sleep(500 * time.Millisecond) // the stop has begun; Redis is still away
+	proc.Signal(syscall.SIGCONT)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	cfg2 := cfg
+	cfg2.Addr = "127.0.0.1:0"
+	addr2, cancel2, done2 := start(t, cfg2)
+	defer func() { cancel2(); <-done2 }()
+	got := readAll(t, "http://"+addr2, "q")
+	if len(got.Entries) != n {
+		t.Fatalf("%d participants ranked after the stop, %d were queued", len(got.Entries), n)
+	}
+}

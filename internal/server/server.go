@@ -397,6 +397,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	// registry and to write what was acknowledged.
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelStop()
+	if lost := svc.FlushWriteQueue(stopCtx, 100*time.Millisecond); lost > 0 {
+		log.Error("stopping with submissions still queued for the unreachable ranking store: they were answered 202 and are lost", "submissions", lost)
+	}
 	rt.leave(stopCtx)
 	if err := hist.stop(stopCtx, snapshotSource(st), drainErr == nil); err != nil {
 		return errors.Join(drainErr, err)
