@@ -27,7 +27,7 @@ type writeQueue struct {
 	// draining is held by the one drain at a time (the loop, or the last
 	// drain at stop), which applies the head of the queue and then pops it.
 	draining sync.Mutex
-	wake  chan struct{}
+	wake     chan struct{}
 }
 
 type queuedWrite struct {
