@@ -18,9 +18,13 @@ type Frame struct {
 	// Sub is the subscription an update of a Hub was sent to (nil for other
 	// frames, and for a Remote's): a sink that falls behind may ask the Hub
 	// to merge its waiting updates of Sub into one (Hub.Conflate).
-	Sub    *Subscription
-	Prefix []byte
-	Body   []byte
+	Sub *Subscription
+	// Unchanged marks a resume's catch-up update after which the window is
+	// as it was at PrevVersion (every change since was outside it): a long
+	// poll waits on for a change instead of answering with it.
+	Unchanged bool
+	Prefix    []byte
+	Body      []byte
 }
 
 // Len is the size of the frame's JSON.

@@ -484,11 +484,37 @@ func (h *Hub) initial(bh *boardHub, seg *segment, sub *Subscription, since *uint
 	if since != nil && epoch == h.opts.Epoch && *since <= seg.version {
 		if lo, hi, ok := bh.changedSince(*since); ok {
 			h.count(func(s *Stats) { s.CatchUps++ })
-			return Frame{Type: "update", Version: seg.version, PrevVersion: *since, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi)}
+			return Frame{Type: "update", Version: seg.version, PrevVersion: *since, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi), Unchanged: seg.untouched(lo, hi)}
 		}
 	}
 	h.count(func(s *Stats) { s.Snapshots++ })
 	return Frame{Type: "snapshot", Version: seg.version, Prefix: sub.snapPrefix, Body: seg.snapshot(h.opts.Epoch)}
+}
+
+// untouched reports whether no rank in lo..hi (the ranks changed since some
+// version, see changedSince) is a rank of this window then or now, nor the
+// watched participant's: the window is the same at both versions.
+func (s *segment) untouched(lo, hi int64) bool {
+	if lo > hi {
+		return true
+	}
+	switch s.spec.Kind {
+	case Top:
+		return lo > int64(s.spec.Limit)
+	case Participant:
+		if s.part.entry == nil {
+			return false // not ranked now: it may have been then
+		}
+		r := s.part.entry.Rank
+		return r < lo || r > hi
+	}
+	for _, e := range s.list.entries { // Around: the participant's rank
+		if e.ParticipantID == s.spec.ParticipantID {
+			r, rad := e.Rank, int64(s.spec.Radius)
+			return hi < r-rad || lo > r+rad
+		}
+	}
+	return false
 }
 
 // changedSince returns the union of rank ranges changed after version since,

@@ -263,6 +263,7 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 	defer g.stats.pollActive.Add(-1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	unchanged := false // the catch-up said the window is as it was at since
 	for {
 		select {
 		case <-r.Context().Done():
@@ -286,6 +287,25 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 				continue
 			case f.Type == "update" && since != nil && f.Version == *since:
 				continue // the catch-up of a client that is current: wait for a change
+			case f.Type == "update" && since != nil && f.PrevVersion == *since && f.Unchanged:
+				unchanged = true // changes since, none in the window: wait for one
+				continue
+			case f.Type == "update" && unchanged && f.PrevVersion != *since:
+				// The window changed: the client needs an update from its
+				// own version, which a resume from it gives.
+				unchanged = false
+				g.hub.Unsubscribe(sub)
+				for drained := false; !drained; { // the old subscription's frames
+					select {
+					case <-sink.ch:
+					default:
+						drained = true
+					}
+				}
+				if sub, err = g.hub.Subscribe(r.Context(), boardID, streamID, spec, since, q.Get("epoch"), sink, sink.onDrop); err != nil {
+					return err
+				}
+				continue
 			}
 			body := f.AppendJSON(make([]byte, 0, f.Len()))
 			w.Header().Set("Content-Type", "application/json")
