@@ -473,7 +473,8 @@ func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int)
 	if notModified(w, r, etag(epoch, version)) {
 		return nil
 	}
-	if body := a.top.get(id, limit, version); body != nil {
+	names := a.svc.NamesGeneration() // before the read: the page has these names or newer
+	if body := a.top.get(id, limit, version, names); body != nil {
 		writeJSONBytes(w, http.StatusOK, body)
 		return nil
 	}
@@ -485,7 +486,7 @@ func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int)
 		w.Header()["Etag"] = []string{etag(epoch, page.Version)}
 	}
 	body := appendPage(make([]byte, 0, 80*len(page.Entries)+160), id, epoch, &page)
-	a.top.put(id, limit, page.Version, body)
+	a.top.put(id, limit, page.Version, names, body)
 	writeJSONBytes(w, http.StatusOK, body)
 	return nil
 }

@@ -23,7 +23,7 @@ func pageParams(r *http.Request, def int) (limit, offset int, err error) {
 	return limit, offset, err
 }
 
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func rfc3339(t time.Time) string { return t.UTC().Format(timeFormat) }
 
 func (a *API) finalRankings(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id", "leaderboard id")

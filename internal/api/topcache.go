@@ -19,6 +19,7 @@ type topKey struct {
 
 type topEntry struct {
 	version uint64
+	names   uint64 // the display names' generation it was encoded with
 	body    []byte // immutable once stored
 }
 
@@ -29,27 +30,27 @@ const (
 	topCacheMaxEntries = 4096
 )
 
-func (c *topCache) get(board string, limit int, version uint64) []byte {
+func (c *topCache) get(board string, limit int, version, names uint64) []byte {
 	c.mu.RLock()
 	e := c.entries[topKey{board, limit}]
 	c.mu.RUnlock()
-	if e == nil || e.version != version {
+	if e == nil || e.version != version || e.names != names {
 		return nil
 	}
 	return e.body
 }
 
-func (c *topCache) put(board string, limit int, version uint64, body []byte) {
+func (c *topCache) put(board string, limit int, version, names uint64, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= topCacheMaxEntries {
 		c.entries = make(map[topKey]*topEntry)
 	}
 	k := topKey{board, limit}
-	if old := c.entries[k]; old != nil && old.version > version {
+	if old := c.entries[k]; old != nil && (old.version > version || old.version == version && old.names > names) {
 		return // a concurrent reader already stored a newer page
 	}
-	c.entries[k] = &topEntry{version: version, body: body}
+	c.entries[k] = &topEntry{version: version, names: names, body: body}
 }
 
 // latest returns the last body stored for a top-N read, whatever its version:

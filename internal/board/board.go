@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/ratelimit"
@@ -143,6 +144,7 @@ type Service struct {
 
 	names     sync.Map // participant id -> display name
 	nameCount atomic.Int64
+	namesGen  atomic.Uint64 // bumped on every display name change
 }
 
 // New returns a service over st.
@@ -192,7 +194,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 	if err := ValidateID("leaderboard_id", req.ID); err != nil {
 		return Leaderboard{}, err
 	}
-	if req.Name == "" || len(req.Name) > 200 {
+	if req.Name == "" || utf8.RuneCountInString(req.Name) > 200 {
 		return Leaderboard{}, invalid("name is required and must be at most 200 characters")
 	}
 	if req.Type == "" {
@@ -344,7 +346,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	if p.Status != nil && *p.Status != Active && *p.Status != Paused {
 		return Leaderboard{}, invalid(`status must be "active" or "paused" (use finalize to complete a leaderboard)`)
 	}
-	if p.Name != nil && (*p.Name == "" || len(*p.Name) > 200) {
+	if p.Name != nil && (*p.Name == "" || utf8.RuneCountInString(*p.Name) > 200) {
 		return Leaderboard{}, invalid("name must be 1 to 200 characters")
 	}
 	s.admin.Lock()

@@ -287,7 +287,13 @@ func (s *Service) setName(participant, name string) {
 	if _, loaded := s.names.Swap(participant, name); !loaded {
 		s.nameCount.Add(1)
 	}
+	s.namesGen.Add(1)
 }
+
+// NamesGeneration changes whenever a display name does: a body encoded with
+// the names of one generation is stale under another, whatever its version
+// (a rename changes no version).
+func (s *Service) NamesGeneration() uint64 { return s.namesGen.Load() }
 
 func (s *Service) name(participant string) string {
 	if v, ok := s.names.Load(participant); ok {
