@@ -23,6 +23,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,17 @@ type Outbox interface {
 	ListBoards(ctx context.Context) ([]string, error)
 	ReadOutbox(ctx context.Context, board, afterID string, count int) ([]redisstore.OutboxEvent, error)
 	Epoch() string
+}
+
+// RetiredOutbox is implemented by an Outbox whose dropped leaderboards keep
+// their outbox until the relay has produced it (the Redis store).
+type RetiredOutbox interface {
+	// ListRetired names the dropped leaderboards whose outbox may hold
+	// events not produced yet.
+	ListRetired(ctx context.Context) ([]string, error)
+	// ForgetRetired takes one off the list when its outbox holds nothing
+	// after afterID, and reports whether it did.
+	ForgetRetired(ctx context.Context, board, afterID string) (bool, error)
 }
 
 // Options configure a Relay.
@@ -141,6 +153,43 @@ func (r *Relay) Round(ctx context.Context) (int, error) {
 		moved += n
 		if err != nil {
 			return moved, err
+		}
+	}
+	// Dropped leaderboards (a completed one leaves the ranking store once
+	// archived) keep their outbox until it was produced: their last changes
+	// may not be on the bus yet.
+	if ro, ok := r.out.(RetiredOutbox); ok {
+		retired, err := ro.ListRetired(ctx)
+		if err != nil {
+			return moved, err
+		}
+		for _, b := range retired {
+			if slices.Contains(boards, b) {
+				// Made again: followed above; only the retired entry goes.
+				if _, err := ro.ForgetRetired(ctx, b, ""); err != nil {
+					return moved, err
+				}
+				continue
+			}
+			n, err := r.pump(ctx, b)
+			moved += n
+			if err != nil {
+				return moved, err
+			}
+			if n > 0 {
+				continue
+			}
+			r.mu.Lock()
+			after := r.cursors[b]
+			r.mu.Unlock()
+			if done, err := ro.ForgetRetired(ctx, b, after); err != nil {
+				return moved, err
+			} else if done {
+				r.opts.Client.HDel(ctx, r.opts.CursorKey, b)
+				r.mu.Lock()
+				delete(r.cursors, b)
+				r.mu.Unlock()
+			}
 		}
 	}
 	r.mu.Lock()

@@ -117,6 +117,10 @@ const maxParticipantID = 255
 // restoreTTL bounds how long the keys of an interrupted Restore stay.
 const restoreTTL = time.Hour
 
+// retiredTTL is how long a dropped leaderboard's outbox is kept for a relay
+// that has not produced all of it yet (a relay down, Kafka unreachable).
+const retiredTTL = 24 * time.Hour
+
 // Options configure a Store.
 type Options struct {
 	// Client is the Redis connection (one node or a cluster); see NewClient.
@@ -210,6 +214,10 @@ func (s *Store) keysOf(board string) keys {
 func (s *Store) OutboxKey(board string) string { return s.keysOf(board).o }
 
 func (s *Store) boardsKey() string { return s.prefix + "boards" }
+
+// retiredKey names the set of dropped leaderboards whose outbox is kept for
+// the relay.
+func (s *Store) retiredKey() string { return s.prefix + "retired" }
 
 func orderArg(o store.SortOrder) string {
 	if o == store.Ascending {
@@ -327,12 +335,23 @@ func (s *Store) DropBoard(ctx context.Context, board string) error {
 		return store.ErrBoardNotFound
 	}
 	k := s.keysOf(board)
+	// Retired first: its outbox outlives it (for retiredTTL) until the relay
+	// has produced what it still holds (ListRetired, ForgetRetired).
+	// A sorted set by time of the drop, so that entries whose outbox has
+	// expired go even where no relay ever forgets them (Redis without Kafka).
+	now := time.Now()
+	if err := s.c.ZAdd(ctx, s.retiredKey(), goredis.Z{Score: float64(now.UnixMilli()), Member: board}).Err(); err != nil {
+		return fmt.Errorf("redis store: %w", err)
+	}
+	if err := s.c.ZRemRangeByScore(ctx, s.retiredKey(), "-inf", "("+strconv.FormatInt(now.Add(-retiredTTL).UnixMilli(), 10)).Err(); err != nil {
+		return fmt.Errorf("redis store: %w", err)
+	}
 	// Unlisted first, so that a create racing with this drop is listed again
 	// by its own SADD (ListBoards never misses a leaderboard that exists).
 	if err := s.c.SRem(ctx, s.boardsKey(), board).Err(); err != nil {
 		return fmt.Errorf("redis store: %w", err)
 	}
-	code, _, err := run(ctx, s.c, dropScript, []string{k.m, k.z, k.p, k.o})
+	code, _, err := run(ctx, s.c, dropScript, []string{k.m, k.z, k.p, k.o}, retiredTTL.Milliseconds())
 	if err != nil {
 		return err
 	}
@@ -355,6 +374,38 @@ func (s *Store) ListBoards(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
 	return ids, nil
+}
+
+// ListRetired returns the ids of dropped leaderboards whose outbox the relay
+// may not have finished (see ForgetRetired), in no particular order.
+func (s *Store) ListRetired(ctx context.Context) ([]string, error) {
+	ids, err := s.c.ZRange(ctx, s.retiredKey(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: %w", err)
+	}
+	return ids, nil
+}
+
+// ForgetRetired takes a dropped leaderboard off ListRetired when its outbox
+// holds nothing after stream id afterID (the relay's cursor; "" for none),
+// deleting that outbox unless the leaderboard was made again. It reports
+// whether it did.
+func (s *Store) ForgetRetired(ctx context.Context, board, afterID string) (bool, error) {
+	if board == "" {
+		return true, s.c.ZRem(ctx, s.retiredKey(), board).Err()
+	}
+	k := s.keysOf(board)
+	done, err := forgetRetiredScript.Run(ctx, s.c, []string{k.m, k.o}, afterID).Int64()
+	if err != nil {
+		return false, fmt.Errorf("redis store: %w", err)
+	}
+	if done == 0 {
+		return false, nil
+	}
+	if err := s.c.ZRem(ctx, s.retiredKey(), board).Err(); err != nil {
+		return false, fmt.Errorf("redis store: %w", err)
+	}
+	return true, nil
 }
 
 func valid(pid string, score uint64, at int64) bool {

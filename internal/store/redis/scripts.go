@@ -52,11 +52,29 @@ redis.call('HSET', KEYS[1], 'v', ARGV[4], 'o', ARGV[1], 'pl', ARGV[2], 's', '0',
 return {0}
 `)
 
-// dropScript: KEYS m z p o.
+// dropScript: KEYS m z p o; ARGV retention (ms). The outbox is kept, with
+// an expiry, for the relay: the changes accepted just before the drop (a
+// completed leaderboard's last ones) may not be on the bus yet.
 var dropScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[1])
 return {0}
+`)
+
+// forgetRetiredScript: KEYS m o; ARGV afterID. Reply 1 when the outbox of a
+// dropped leaderboard holds nothing after afterID ("" = nothing at all): the
+// relay is done with it (its outbox is deleted unless the leaderboard was
+// made again); 0 otherwise.
+var forgetRetiredScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if ARGV[1] == '' then
+  if redis.call('XLEN', KEYS[2]) > 0 then return 0 end
+elseif #redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', 1) > 0 then
+  return 0
+end
+redis.call('UNLINK', KEYS[2])
+return 1
 `)
 
 // submitScript applies submissions in order: KEYS m z p o; ARGV maxlen n, then
