@@ -49,7 +49,7 @@ func TestRelayEventsBeforeDrop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor5s(t, "the 5 changes accepted before the leaderboard completed", func() bool { return col.count() == 5 })
+	waitFor(t, "the 5 changes accepted before the leaderboard completed", func() bool { return col.count() == 5 })
 	// Once produced, the dropped leaderboard's outbox goes.
 	if _, err := r.Round(ctx); err != nil {
 		t.Fatal(err)
@@ -63,16 +63,5 @@ func TestRelayEventsBeforeDrop(t *testing.T) {
 		if ids, err := ro.ListRetired(ctx); err != nil || len(ids) != 0 {
 			t.Fatalf("ListRetired = %v, %v after the outbox was produced", ids, err)
 		}
-	}
-}
-
-func waitFor5s(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -8,7 +8,12 @@
 // cursor only once the bus acknowledged them. When the bus is unreachable the
 // relay keeps retrying from the same cursor while submissions go on filling
 // the outbox; when it returns, delivery resumes where it stopped, with
-// nothing lost. A retry after a produce that timed out may repeat events:
+// nothing lost as long as the outbox still holds it: each outbox is capped
+// (the Redis store's OutboxMaxLen), so an outage during which one leaderboard
+// makes more changes than the cap loses the oldest of them. The relay sees
+// the jump in versions, logs it and counts it (Stats.Skipped; it knows the
+// last version it produced since it started). A retry after a produce that
+// timed out may repeat events:
 // consumers drop an event whose version is not above the last one they saw
 // (bus.Dedup).
 //
@@ -76,6 +81,7 @@ type Relay struct {
 
 	mu      sync.Mutex
 	cursors map[string]string // leaderboard -> last stream id produced
+	last    map[string]uint64 // leaderboard -> last version produced by this process
 	loaded  bool
 	failing bool
 	stats   Stats
@@ -85,6 +91,9 @@ type Relay struct {
 type Stats struct {
 	Produced int64 // events acknowledged by the bus
 	Failures int64 // produce calls that failed (and were retried)
+	// Skipped counts the events an outbox no longer held when the relay came
+	// to them (trimmed at the cap during a long outage): lost to the bus.
+	Skipped int64
 }
 
 // New returns a relay from out to prod.
@@ -95,7 +104,7 @@ func New(out Outbox, prod bus.EventProducer, opts Options) *Relay {
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
 	}
-	r := &Relay{out: out, prod: prod, opts: opts, log: opts.Logger, cursors: map[string]string{}}
+	r := &Relay{out: out, prod: prod, opts: opts, log: opts.Logger, cursors: map[string]string{}, last: map[string]uint64{}}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -188,6 +197,7 @@ func (r *Relay) Round(ctx context.Context) (int, error) {
 				r.opts.Client.HDel(ctx, r.opts.CursorKey, b)
 				r.mu.Lock()
 				delete(r.cursors, b)
+				delete(r.last, b)
 				r.mu.Unlock()
 			}
 		}
@@ -240,16 +250,27 @@ func (r *Relay) pump(ctx context.Context, board string) (int, error) {
 	if err := r.prod.ProduceSync(ctx, batch...); err != nil {
 		return 0, err
 	}
-	last := evs[len(evs)-1].ID
-	if err := r.opts.Client.HSet(ctx, r.opts.CursorKey, board, last).Err(); err != nil {
+	lastID := evs[len(evs)-1].ID
+	if err := r.opts.Client.HSet(ctx, r.opts.CursorKey, board, lastID).Err(); err != nil {
 		// Produced but not recorded: a restart would produce these again,
 		// which consumers drop; this process keeps its own cursor.
 		r.log.Warn("relay: saving the cursor failed", "leaderboard", board, "err", err)
 	}
 	r.mu.Lock()
-	r.cursors[board] = last
+	r.cursors[board] = lastID
 	r.stats.Produced += int64(len(evs))
+	prev, known := r.last[board]
+	first := evs[0].Version
+	r.last[board] = evs[len(evs)-1].Version
+	skipped := known && first > prev+1 // a lower version: the leaderboard was made again
+	if skipped {
+		r.stats.Skipped += int64(first - prev - 1)
+	}
 	r.mu.Unlock()
+	if skipped {
+		r.log.Error("relay: the outbox was trimmed past events not produced yet (an outage longer than the outbox holds): they are lost to the bus",
+			"leaderboard", board, "from_version", prev+1, "to_version", first-1, "events", first-prev-1)
+	}
 	return len(evs), nil
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/gateway"
+	"github.com/lbhq/leaderboard/internal/relay"
 )
 
 // liveCollectors exposes the fan-out's and the gateway's counters.
@@ -54,5 +55,30 @@ func historyCollectors(d *durable) []prometheus.Collector {
 			func() float64 { return float64(w.Stats().Failures) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_history_commit_seconds_total", Help: "Time spent committing."},
 			func() float64 { return w.Stats().CommitTime.Seconds() }),
+	}
+}
+
+// collectors exposes the outbox relay's counters in a process that runs it
+// (the api role over Kafka); none otherwise. The relay starts before the
+// server serves, so a scrape always sees it set.
+func (c *cluster) collectors() []prometheus.Collector {
+	if c == nil || !c.roles.api {
+		return nil
+	}
+	stat := func(f func(relay.Stats) int64) func() float64 {
+		return func() float64 {
+			if c.relay == nil {
+				return 0
+			}
+			return float64(f(c.relay.Stats()))
+		}
+	}
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_relay_events_produced_total", Help: "Outbox events the relay produced to Kafka (acknowledged)."},
+			stat(func(s relay.Stats) int64 { return s.Produced })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_relay_produce_failures_total", Help: "Produce calls to Kafka that failed (retried from the same cursor)."},
+			stat(func(s relay.Stats) int64 { return s.Failures })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leaderboard_relay_events_skipped_total", Help: "Events trimmed from an outbox (--outbox-max-len) before the relay produced them: lost to Kafka."},
+			stat(func(s relay.Stats) int64 { return s.Skipped })),
 	}
 }

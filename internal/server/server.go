@@ -24,6 +24,7 @@ import (
 	"github.com/lbhq/leaderboard/internal/gateway"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
+	redisstore "github.com/lbhq/leaderboard/internal/store/redis"
 	"github.com/lbhq/leaderboard/internal/web"
 )
 
@@ -92,6 +93,7 @@ type Config struct {
 
 	RedisURL     string
 	RedisPrefix  string
+	OutboxMaxLen int64
 	AdvertiseURL string
 	RegistryTTL  time.Duration
 
@@ -163,6 +165,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.WriteQueue, "write-queue", 10000, "with --redis-url: submissions queued while Redis is unreachable (answered 202 and applied in order when it returns); past it 503")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "keep rankings in Redis (redis://host:6379/0; a cluster: redis+cluster://host:port?addr=host2:port2) instead of this process's memory")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "lb:", "prefix of every Redis key (several deployments can share one Redis)")
+	fs.Int64Var(&c.OutboxMaxLen, "outbox-max-len", redisstore.DefaultOutboxMaxLen, "with --redis-url: changes each leaderboard's outbox keeps for the relay to Kafka (about); a Kafka outage longer than this many changes of one board loses the oldest (logged, leaderboard_relay_events_skipped_total)")
 	fs.StringVar(&c.AdvertiseURL, "advertise-url", "", "the base WebSocket URL other processes' router hands out for this server (default ws://<listen address>)")
 	fs.DurationVar(&c.RegistryTTL, "registry-ttl", 30*time.Second, "with --redis-url: a gateway's registry entry expires this long after its last heartbeat (heartbeats every third of it)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the server's files: the embedded database (leaderboards, audit log, snapshots, final rankings, profiles) and the auth secret; empty runs without persistence")
@@ -293,7 +296,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		Logger:            log,
 		Totals:            totals(st),
 		Live:              live,
-		Collectors: append(append(liveCollectors(hub, gw), historyCollectors(hist)...),
+		Collectors: append(append(append(liveCollectors(hub, gw), historyCollectors(hist)...), cl.collectors()...),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leaderboard_write_queue", Help: "Submissions waiting for an unreachable ranking store (--write-queue)."},
 				func() float64 { return float64(svc.QueuedWrites()) })),
 		Page:       page,

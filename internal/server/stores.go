@@ -27,7 +27,7 @@ func openRankingStore(ctx context.Context, cfg Config, client goredis.UniversalC
 	if client == nil {
 		return memory.New(memory.Options{Epoch: epoch, Sink: sink}), nil, nil
 	}
-	st, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: cfg.RedisPrefix, Sink: sink})
+	st, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: cfg.RedisPrefix, Sink: sink, OutboxMaxLen: cfg.OutboxMaxLen})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--redis-url: %w", err)
 	}
