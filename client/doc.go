@@ -46,8 +46,11 @@
 //     Server-Sent Events (/stream, resuming with Last-Event-ID and epoch=),
 //     and when SSE fails the same way, to long polling (/updates with
 //     since_version, epoch and timeout_ms). On a fallback it tries WebSocket
-//     again every 30 s ([WithWebSocketRetry]). [WithTransport] pins one
-//     transport. All three feed the same apply code.
+//     again every 30 s ([WithWebSocketRetry]). A 429 rate_limited answer
+//     (too many upgrades or streams from one address) is no refusal: the
+//     watcher waits its Retry-After, plus the backoff, and tries the same
+//     transport again. [WithTransport] pins one transport. All three feed
+//     the same apply code.
 //   - SSE and long polls carry no "subscribed" message, so their snapshots do
 //     not name an epoch. Before an SSE connection, and before a long poll
 //     that follows a snapshot of unknown epoch, the watcher reads the current

@@ -40,6 +40,9 @@ func refusal(resp *http.Response) sessionResult {
 	if fatalHTTP(e) {
 		return sessionResult{fatal: e}
 	}
+	if r, ok := rateLimited(e); ok {
+		return r
+	}
 	return sessionResult{refused: true, err: e}
 }
 
@@ -53,6 +56,11 @@ func (w *Watcher) fetchEpoch(ctx context.Context) (string, *sessionResult) {
 		var e *APIError
 		if errors.As(err, &e) && fatalHTTP(e) {
 			return "", &sessionResult{fatal: e}
+		}
+		if errors.As(err, &e) {
+			if r, ok := rateLimited(e); ok {
+				return "", &r
+			}
 		}
 		return "", &sessionResult{err: err}
 	}
@@ -96,7 +104,13 @@ func (w *Watcher) runSSE(ctx context.Context) sessionResult {
 	start := time.Now()
 	w.setTransport(TransportSSE)
 	res := sessionResult{connected: true}
-	defer func() { res.stable = time.Since(start) >= w.cfg.stableAfter() }()
+	// Every return below goes through done, which marks a stream that lived
+	// long enough as stable (a deferred change to res would be lost: the
+	// result is copied before deferred calls run).
+	done := func() sessionResult {
+		res.stable = time.Since(start) >= w.cfg.stableAfter()
+		return res
+	}
 
 	s := session{epoch: epoch}
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
@@ -107,7 +121,7 @@ func (w *Watcher) runSSE(ctx context.Context) sessionResult {
 		line, err := readLine(br)
 		if err != nil {
 			res.err = err
-			return res
+			return done()
 		}
 		watchdog.Reset(w.cfg.readTimeout)
 		if len(line) == 0 { // blank line: dispatch the event
@@ -120,13 +134,13 @@ func (w *Watcher) runSSE(ctx context.Context) sessionResult {
 					switch act, err := w.apply(&s, &m); act {
 					case actResubscribe: // reconnect without Last-Event-ID
 						res.err = errors.New("leaderboard: broken update chain")
-						return res
+						return done()
 					case actFatal:
 						res.fatal = err
-						return res
+						return done()
 					case actReconnect:
 						res.err = err
-						return res
+						return done()
 					}
 				}
 			}
@@ -148,7 +162,7 @@ func (w *Watcher) runSSE(ctx context.Context) sessionResult {
 			data, hasData = append(data, value...), true
 			if len(data) > 16<<20 {
 				res.err = errors.New("leaderboard: SSE event too large")
-				return res
+				return done()
 			}
 		}
 	}
@@ -184,6 +198,7 @@ func (w *Watcher) runLongPoll(ctx context.Context) sessionResult {
 			epoch, bad := w.fetchEpoch(ctx)
 			if bad != nil {
 				res.fatal, res.err = bad.fatal, bad.err
+				res.limited, res.retryAfter = bad.limited, bad.retryAfter
 				return res
 			}
 			s.epoch = epoch
@@ -252,6 +267,10 @@ func (w *Watcher) poll(ctx context.Context, hc *http.Client, query string, res *
 	if r.fatal != nil {
 		res.fatal = r.fatal
 		return nil, r.fatal
+	}
+	if r.limited {
+		res.limited, res.retryAfter = true, r.retryAfter
+		return nil, r.err
 	}
 	// A route that answered before and now refuses (503 while the server
 	// drains, say) is a passing error: back off and poll again.

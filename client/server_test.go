@@ -7,10 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,67 +22,8 @@ import (
 
 func startRealServer(t *testing.T) string {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = "" // no persistence: this test is not about it
-	cfg.Addr, cfg.SubmitRate, cfg.FlushInterval = "127.0.0.1:0", 0, 20*time.Millisecond
-	cfg.Auth, cfg.DataDir, cfg.IPRate, cfg.UpgradeRate = "off", t.TempDir(), 0, 0 // the auth tests are in internal/server
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc, done := make(chan string, 1), make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { addrc <- a })
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return <-addrc
+	return startReal(t, func(c *server.Config) { c.DataDir = t.TempDir() }).addr // the auth tests are in internal/server
 }
-
-// cutter forwards TCP connections to target and can close them all.
-type cutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cuts   int
-}
-
-func newCutter(t *testing.T, target string) *cutter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); c.cut() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			c.mu.Lock()
-			c.conns = append(c.conns, in, out)
-			c.mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-	return c
-}
-
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, conn := range c.conns {
-		conn.Close()
-	}
-	c.conns = nil
-	c.cuts++
-}
-
-func (c *cutter) url() string { return "http://" + c.ln.Addr().String() }
 
 // TestWatchersAgainstRealServer: watchers of every kind on every transport
 // follow concurrent random submissions, survive two forced disconnects
@@ -92,7 +31,7 @@ func (c *cutter) url() string { return "http://" + c.ln.Addr().String() }
 // broken chain along the way (a broken chain would show as a resync).
 func TestWatchersAgainstRealServer(t *testing.T) {
 	addr := startRealServer(t)
-	proxy := newCutter(t, addr)
+	proxy := newSwitchProxy(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	admin := client.New("http://" + addr)

@@ -500,6 +500,10 @@ func (w *Watcher) applyUpdate(s *session, m *liveMsg) bool {
 		}
 	}
 	st.version = m.Version
+	// An update applied on a session that is not awaiting a snapshot
+	// continues the chain from the state: it is current again (a resync
+	// whose snapshot was lost with its connection ends with the resume).
+	st.resyncing = false
 	w.changedLocked()
 	return true
 }
@@ -513,6 +517,11 @@ type sessionResult struct {
 	stable    bool  // it lived long enough to reset the backoff
 	fatal     error // ends the watcher
 	err       error // why it ended, for nothing but debugging
+	// limited: the server answered 429 rate_limited (too many upgrades or
+	// streams from this address): no reason to leave the transport, but
+	// wait at least retryAfter before the next attempt.
+	limited    bool
+	retryAfter time.Duration
 }
 
 var ladder = [...]string{TransportWebSocket, TransportSSE, TransportLongPoll}
@@ -561,6 +570,15 @@ func (w *Watcher) run(ctx context.Context) error {
 		if res.fatal != nil {
 			return res.fatal
 		}
+		if !auto && res.refused {
+			// A WebSocket upgrade refused with a fatal answer (401, 403,
+			// 400) falls back to SSE, which ends the watcher with the same
+			// answer; a watcher pinned to WebSocket has nowhere to fall.
+			var e *APIError
+			if errors.As(res.err, &e) && fatalHTTP(e) {
+				return e
+			}
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -574,7 +592,7 @@ func (w *Watcher) run(ctx context.Context) error {
 			if climbTime {
 				continue
 			}
-			down := res.refused || (!res.connected && (!worked[mode] || climbing))
+			down := !res.limited && (res.refused || (!res.connected && (!worked[mode] || climbing)))
 			if down && mode < len(ladder)-1 {
 				if mode == 0 {
 					nextClimb = time.Now().Add(w.cfg.wsRetry)
@@ -583,7 +601,7 @@ func (w *Watcher) run(ctx context.Context) error {
 				continue
 			}
 		}
-		t := time.NewTimer(backoffDelay(attempt, w.cfg.backoffBase, w.cfg.backoffMax))
+		t := time.NewTimer(res.retryAfter + backoffDelay(attempt, w.cfg.backoffBase, w.cfg.backoffMax))
 		attempt++
 		select {
 		case <-ctx.Done():
@@ -610,6 +628,14 @@ func backoffDelay(attempt int, base, max time.Duration) time.Duration {
 // stableAfter is how long a connection must live to reset the backoff.
 func (cfg *config) stableAfter() time.Duration {
 	return max(cfg.backoffMax, time.Second)
+}
+
+// rateLimited makes the session result of a 429 answer on a live route.
+func rateLimited(e *APIError) (sessionResult, bool) {
+	if e.Status != 429 && e.Code != CodeRateLimited {
+		return sessionResult{}, false
+	}
+	return sessionResult{limited: true, retryAfter: e.RetryAfter, err: e}, true
 }
 
 // fatalHTTP reports whether an error answer on a live route ends the

@@ -106,6 +106,9 @@ func (w *Watcher) runWebSocket(ctx context.Context) sessionResult {
 			if e.Code == CodeLeaderboardNotFound {
 				return sessionResult{fatal: e}
 			}
+			if r, ok := rateLimited(e); ok {
+				return r
+			}
 			return sessionResult{refused: true, err: e}
 		}
 		return sessionResult{err: err}
