@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -208,19 +209,25 @@ func bearer(r *http.Request, acc access) string {
 	return "\x00" // some other scheme: present, and never valid
 }
 
+// claimsKey is the request context key of the claims admit verified.
+type claimsKey struct{}
+
 // admit applies the limits, then the route's access rule. It writes the
 // error and returns false when the request may not go on; when counted is
 // true the request holds an in-flight slot, which guard.release gives back.
-func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok, counted bool) {
+// The request it returns carries the verified claims (see submitter): the
+// handler must go by what was checked here, not verify the token again
+// later, when it may have expired.
+func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (_ *http.Request, ok, counted bool) {
 	g := a.guard
 	if acc == accessOps {
-		return true, false
+		return r, true, false
 	}
 	if g.opts.MaxInflight > 0 && !acc.live() {
 		if g.inflight.Add(1) > int64(g.opts.MaxInflight) {
 			g.inflight.Add(-1)
 			a.fail(w, r, &board.Error{Code: board.CodeUnavailable, Message: "the server is serving too many requests at once; retry shortly", RetryAfter: time.Second})
-			return false, false
+			return r, false, false
 		}
 		counted = true
 	}
@@ -238,30 +245,30 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok, cou
 	if !(verified && claims.Trusted()) {
 		if err := g.limit(r, acc); err != nil {
 			a.fail(w, r, err)
-			return false, counted
+			return r, false, counted
 		}
 	}
 	if v == nil || acc == accessOpen || (!g.opts.Reads && acc.read()) {
-		return true, counted
+		return r, true, counted
 	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard"`)
 		a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token (header Authorization: Bearer TOKEN)"})
-		return false, counted
+		return r, false, counted
 	}
 	if !verified {
 		var err error
 		if claims, err = v.Verify(token); err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard", error="invalid_token"`)
 			a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: err.Error()})
-			return false, counted
+			return r, false, counted
 		}
 	}
 	if err := allowed(acc, claims, r); err != nil {
 		a.fail(w, r, err)
-		return false, counted
+		return r, false, counted
 	}
-	return true, counted
+	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), true, counted
 }
 
 func (g *guard) release() { g.inflight.Add(-1) }
@@ -272,7 +279,7 @@ func (g *guard) limit(r *http.Request, acc access) error {
 		return nil
 	}
 	now := g.now()
-	ip := g.clientIP(r)
+	ip := limitKey(g.clientIP(r))
 	if ok, wait := g.ip.Allow(ratelimit.Key{A: ip}, now); !ok {
 		return &board.Error{Code: board.CodeRateLimited, Message: "too many requests from " + ip + "; retry after Retry-After seconds", RetryAfter: wait}
 	}
@@ -282,6 +289,23 @@ func (g *guard) limit(r *http.Request, acc access) error {
 		}
 	}
 	return nil
+}
+
+// limitKey is what the per-IP limits count a client address against: an
+// IPv4 address, or the /64 of an IPv6 one (one host or home network is
+// given a whole /64, and could otherwise rotate through its addresses and
+// never meet a limit).
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 // allowed is the route-level rule for a verified token.
@@ -311,17 +335,22 @@ func allowed(acc access, c auth.Claims, r *http.Request) error {
 func denied(msg string) error { return &board.Error{Code: codePermissionDenied, Message: msg} }
 
 // submitter returns the participant a request may submit for, or "" when it
-// may submit for anyone (server and admin tokens, or authentication off).
-func (a *API) submitter(r *http.Request) string {
-	v := a.guard.opts.Verifier
-	if v == nil {
-		return ""
+// may submit for anyone (server and admin tokens, or authentication off). It
+// goes by the claims admit verified: verifying the token again after the body
+// has been read could fail (the token expired meanwhile), and a failure must
+// not read as "anyone".
+func (a *API) submitter(r *http.Request) (string, error) {
+	if a.guard.opts.Verifier == nil {
+		return "", nil
 	}
-	c, err := v.Verify(bearer(r, accessSubmit)) // a cache hit: admit verified it
-	if err != nil || c.Role != auth.Participant {
-		return ""
+	c, ok := r.Context().Value(claimsKey{}).(auth.Claims)
+	if !ok {
+		return "", &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token (header Authorization: Bearer TOKEN)"}
 	}
-	return c.Subject
+	if c.Role != auth.Participant {
+		return "", nil
+	}
+	return c.Subject, nil
 }
 
 // ownScore refuses a participant token's submission for someone else.
@@ -375,7 +404,7 @@ func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return false
 	}
-	ok, counted := a.admit(w, r, accessOpen)
+	_, ok, counted := a.admit(w, r, accessOpen)
 	if counted {
 		defer g.release()
 	}

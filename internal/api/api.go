@@ -197,7 +197,7 @@ func (a *API) register() {
 // writes the error it returns.
 func (a *API) handle(acc access, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok, counted := a.admit(w, r, acc)
+		r, ok, counted := a.admit(w, r, acc)
 		if counted {
 			defer a.guard.release()
 		}

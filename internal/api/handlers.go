@@ -241,7 +241,10 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 	defer putBuf(body) // the response is encoded into the same buffer
 	in, err := decodeScore(*body)
 	if err == nil {
-		err = ownScore(a.submitter(r), in.ParticipantID)
+		var self string
+		if self, err = a.submitter(r); err == nil {
+			err = ownScore(self, in.ParticipantID)
+		}
 	}
 	if err == nil {
 		var res store.Result
@@ -275,7 +278,11 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if self := a.submitter(r); self != "" {
+	self, err := a.submitter(r)
+	if err != nil {
+		return err
+	}
+	if self != "" {
 		// A participant's batch holds only its own scores, or none is applied.
 		for i := range ins {
 			if decodeErrs[i] == nil {

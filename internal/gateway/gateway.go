@@ -90,7 +90,8 @@ type Gateway struct {
 
 	mu    sync.Mutex
 	conns map[*wsConn]struct{}
-	count atomic.Int64
+	count atomic.Int64 // WebSockets
+	live  atomic.Int64 // WebSockets, SSE streams and long polls: MaxConnections bounds them together
 
 	closing atomic.Bool
 	closed  chan struct{} // closed by Shutdown: ends SSE streams and long polls
@@ -273,14 +274,14 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
-	if g.count.Add(1) > int64(g.opts.MaxConnections) {
-		g.count.Add(-1)
-		g.stats.rejected.Add(1)
-		return &board.Error{Code: board.CodeUnavailable, Message: "too many live connections on this server; retry later", RetryAfter: 5 * time.Second}
+	if err := g.acquire(); err != nil {
+		return err
 	}
+	g.count.Add(1)
 	netConn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		g.count.Add(-1)
+		g.live.Add(-1)
 		return &board.Error{Code: board.CodeUnavailable, Message: "this connection cannot be upgraded: " + err.Error(), RetryAfter: time.Second}
 	}
 	// gws reads and writes through nc; the writers write frames beside it
@@ -289,6 +290,7 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	ws, err := g.upgrader.UpgradeFromConn(nc, bufio.NewReaderSize(nc, wsReadBuffer), r)
 	if err != nil {
 		g.count.Add(-1)
+		g.live.Add(-1)
 		return nil // gws has answered the failed handshake
 	}
 	c := &wsConn{g: g, ws: ws, nc: nc, board: boardID, subs: map[string]*wsSub{}, shard: int(g.nextID.Add(1))}
@@ -309,6 +311,17 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	g.mu.Unlock()
 	g.stats.wsTotal.Add(1)
 	go ws.ReadLoop()
+	return nil
+}
+
+// acquire takes a place for a live connection (WebSocket, SSE stream or long
+// poll) under MaxConnections; g.live.Add(-1) gives it back.
+func (g *Gateway) acquire() error {
+	if g.live.Add(1) > int64(g.opts.MaxConnections) {
+		g.live.Add(-1)
+		g.stats.rejected.Add(1)
+		return &board.Error{Code: board.CodeUnavailable, Message: "too many live connections on this server; retry later", RetryAfter: 5 * time.Second}
+	}
 	return nil
 }
 

@@ -104,6 +104,10 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
+	if err := g.acquire(); err != nil {
+		return err
+	}
+	defer g.live.Add(-1)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	sink := newChanSink(g.opts.SendQueue)
@@ -248,6 +252,10 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
+	if err := g.acquire(); err != nil {
+		return err
+	}
+	defer g.live.Add(-1)
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + 10*time.Second))
 	sink := newChanSink(4)
 	sub, err := g.hub.Subscribe(r.Context(), boardID, streamID, spec, since, q.Get("epoch"), sink, sink.onDrop)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,12 @@ type wsConn struct {
 	tokens  float64
 	refill  time.Time
 	refused int // messages refused in a row
+
+	// The pong owed for the latest ping (RFC 6455 5.5.3 lets an endpoint
+	// answer only the most recent one): pings from a client that does not
+	// read cannot queue pongs without bound.
+	pongPending atomic.Bool
+	pongPayload atomic.Pointer[[]byte]
 
 	// subMu makes one subscribe or unsubscribe at a time: the client's
 	// reader and a resubscribe after a resync may both (re)create an id, and
@@ -230,6 +237,7 @@ func (c *wsConn) close() {
 	delete(c.g.conns, c)
 	c.g.mu.Unlock()
 	c.g.count.Add(-1)
+	c.g.live.Add(-1)
 }
 
 // allowMessage takes one token from the connection's message budget.
@@ -274,7 +282,21 @@ func (e *events) alive(socket *gws.Conn) {
 
 func (e *events) OnPing(socket *gws.Conn, payload []byte) {
 	e.alive(socket)
-	socket.WriteAsync(gws.OpcodePong, payload, nil)
+	c := conn(socket)
+	if c == nil {
+		socket.WriteAsync(gws.OpcodePong, payload, nil)
+		return
+	}
+	c.pongPayload.Store(&payload) // gws hands each ping a buffer of its own
+	if c.pongPending.Swap(true) {
+		return // a pong is queued already; it carries the latest payload
+	}
+	socket.Async(func() {
+		c.pongPending.Store(false)
+		if p := c.pongPayload.Swap(nil); p != nil {
+			_ = socket.WriteMessage(gws.OpcodePong, *p)
+		}
+	})
 }
 
 func (e *events) OnPong(socket *gws.Conn, payload []byte) { e.alive(socket) }
