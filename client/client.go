@@ -38,6 +38,7 @@ type config struct {
 	wsRetry      time.Duration
 	pollTimeout  time.Duration
 	readTimeout  time.Duration
+	writeTimeout time.Duration // each WebSocket write, pongs included
 	forceTrans   string
 	subscription string
 	router       bool
@@ -51,6 +52,7 @@ func defaultConfig() config {
 		wsRetry:      30 * time.Second,
 		pollTimeout:  25 * time.Second,
 		readTimeout:  75 * time.Second,
+		writeTimeout: 10 * time.Second,
 		subscription: "w",
 	}
 }

@@ -3,6 +3,10 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,10 +14,11 @@ import (
 	"github.com/lbhq/leaderboard/internal/server"
 )
 
-// TestConnectionCapFallsBackAndClimbs: with --max-connections 1 taken,
-// a second watcher's upgrade gets 503; it must fall back to SSE, follow the
-// board there, and climb back to WebSocket once a connection is free.
-func TestConnectionCapFallsBackAndClimbs(t *testing.T) {
+// TestConnectionCapWaitsForAPlace: with --max-connections 1 taken by a
+// WebSocket, a second watcher is refused 503 on every transport (SSE streams
+// and long polls count in the same cap); once the first closes, the second
+// gets the place, climbs back to WebSocket and follows the board.
+func TestConnectionCapWaitsForAPlace(t *testing.T) {
 	rs := startReal(t, func(c *server.Config) { c.MaxConnections = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -30,25 +35,26 @@ func TestConnectionCapFallsBackAndClimbs(t *testing.T) {
 	if _, err := first.WaitFor(ctx, func(s client.State) bool { return s.Ready }); err != nil {
 		t.Fatal(err)
 	}
-	second := client.New(base, client.WithBackoff(5*time.Millisecond, 50*time.Millisecond), client.WithWebSocketRetry(500*time.Millisecond)).WatchTop(ctx, "cap", 5)
+	second := client.New(base, client.WithBackoff(5*time.Millisecond, 50*time.Millisecond), client.WithWebSocketRetry(300*time.Millisecond)).WatchTop(ctx, "cap", 5)
 	defer second.Close()
-	if _, err := second.WaitFor(ctx, func(s client.State) bool { return s.Ready && s.Transport == client.TransportSSE }); err != nil {
-		t.Fatalf("second watcher: %v %+v", err, second.State())
+	// It goes down the ladder, refused on every transport.
+	for rejected(t, base) < 6 {
+		if ctx.Err() != nil {
+			t.Fatalf("the second watcher was refused %v times", rejected(t, base))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := second.State(); s.Ready {
+		t.Fatalf("second watcher got a window past the cap: %+v\nfirst %+v", s, first.State())
+	}
+	first.Close()
+	if _, err := second.WaitFor(ctx, func(s client.State) bool { return s.Ready && s.Transport == client.TransportWebSocket }); err != nil {
+		t.Fatalf("second watcher did not get the freed place on WebSocket: %v %+v", err, second.State())
 	}
 	if _, err := admin.SubmitScore(ctx, "cap", client.Score{ParticipantID: "b", Score: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := second.WaitFor(ctx, func(s client.State) bool { return len(s.Entries) == 2 }); err != nil {
-		t.Fatalf("second watcher on SSE: %v %+v", err, second.State())
-	}
-	first.Close()
-	if _, err := second.WaitFor(ctx, func(s client.State) bool { return s.Transport == client.TransportWebSocket }); err != nil {
-		t.Fatalf("second watcher did not climb back: %v %+v", err, second.State())
-	}
-	if _, err := admin.SubmitScore(ctx, "cap", client.Score{ParticipantID: "c", Score: 3}); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := second.WaitFor(ctx, func(s client.State) bool { return len(s.Entries) == 3 && !s.Resyncing }); err != nil {
+	if s, err := second.WaitFor(ctx, func(s client.State) bool { return len(s.Entries) == 2 && !s.Resyncing }); err != nil {
 		t.Fatalf("second watcher on WebSocket: %v %+v", err, s)
 	}
 }
@@ -80,4 +86,23 @@ func TestForcedWebSocketUnauthenticatedEnds(t *testing.T) {
 		}
 		w.Close()
 	}
+}
+
+// rejected reads leaderboard_live_connections_rejected_total from base.
+func rejected(t *testing.T, base string) float64 {
+	t.Helper()
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "leaderboard_live_connections_rejected_total "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	t.Fatal("no leaderboard_live_connections_rejected_total")
+	return 0
 }

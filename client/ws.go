@@ -152,8 +152,11 @@ type wsHandler struct {
 	closed chan struct{}
 }
 
+// send writes one message. Every write sets its own deadline: the
+// connection keeps the last one set, so a write without one (a pong) would
+// meet the deadline of an earlier write, long past.
 func (h *wsHandler) send(b []byte) {
-	_ = h.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = h.conn.SetWriteDeadline(time.Now().Add(h.w.cfg.writeTimeout))
 	_ = h.conn.WriteMessage(gws.OpcodeText, b)
 }
 
@@ -172,6 +175,7 @@ func (h *wsHandler) OnClose(c *gws.Conn, err error) {
 
 func (h *wsHandler) OnPing(c *gws.Conn, payload []byte) {
 	h.alive(c)
+	_ = c.SetWriteDeadline(time.Now().Add(h.w.cfg.writeTimeout))
 	_ = c.WritePong(payload)
 }
 

@@ -21,7 +21,7 @@ func liveCollectors(hub *fanout.Hub, gw *gateway.Gateway) []prometheus.Collector
 		gauge("leaderboard_live_sse_streams", "Open SSE streams.", func() float64 { return float64(gw.Snapshot().SSE) }),
 		gauge("leaderboard_live_long_polls", "Long polls waiting.", func() float64 { return float64(gw.Snapshot().LongPolls) }),
 		gauge("leaderboard_live_segments", "Distinct windows (top-N, participant, around) with subscribers.", func() float64 { return float64(hub.Snapshot().SegmentsNow) }),
-		counter("leaderboard_live_connections_rejected_total", "WebSocket upgrades refused by --max-connections.", func() float64 { return float64(gw.Snapshot().Rejected) }),
+		counter("leaderboard_live_connections_rejected_total", "WebSocket upgrades, SSE streams and long polls refused by --max-connections.", func() float64 { return float64(gw.Snapshot().Rejected) }),
 		counter("leaderboard_live_messages_refused_total", "WebSocket client messages past --ws-message-rate, answered rate_limited.", func() float64 { return float64(gw.Snapshot().MessagesRefused) }),
 		counter("leaderboard_live_rate_limited_closes_total", "WebSocket connections closed (1008) for sending past --ws-message-rate --ws-message-burst times in a row.", func() float64 { return float64(gw.Snapshot().RateLimitedCloses) }),
 		counter("leaderboard_live_resyncs_total", "Subscriptions told to resync (slow readers).", func() float64 { return float64(gw.Snapshot().Resyncs) }),
