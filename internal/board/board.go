@@ -71,6 +71,10 @@ type meta struct {
 	finalVersion uint64
 	finalTotal   int64
 	archived     bool
+
+	// gen is Service.gen when this process last changed the metadata: a
+	// shared refresh whose read started before that does not overwrite it.
+	gen uint64
 }
 
 // status is the effective status at now: completion by ends_at and the start
@@ -138,9 +142,13 @@ type Service struct {
 
 	// admin serialises metadata changes (create, patch, complete) so that
 	// their durable write happens outside mu, which every submission reads.
-	admin  sync.Mutex
-	mu     sync.RWMutex
-	boards map[string]*meta
+	admin sync.Mutex
+	// announceMu keeps status notices in the order of the changes: one
+	// announce at a time, from reading the status to telling OnStatus.
+	announceMu sync.Mutex
+	mu         sync.RWMutex
+	boards     map[string]*meta
+	gen        uint64 // counts local metadata changes; under mu
 
 	names     sync.Map // participant id -> display name
 	nameCount atomic.Int64
@@ -241,10 +249,11 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 			return Leaderboard{}, unavailable(err)
 		}
 	}
+	c := *m // once published, m changes under mu only (a shared refresh writes it)
 	s.mu.Lock()
 	s.boards[m.id] = m
 	s.mu.Unlock()
-	return s.view(m, store.Stats{}, now), nil
+	return s.view(&c, store.Stats{}, now), nil
 }
 
 func (s *Service) view(m *meta, st store.Stats, now time.Time) Leaderboard {
@@ -350,6 +359,12 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 		return Leaderboard{}, invalid("name must be 1 to 200 characters")
 	}
 	s.admin.Lock()
+	if s.shared {
+		// Another process may have changed this leaderboard since the last
+		// sweep: patch its latest record, not this process's copy, whose
+		// other fields would be written back over that change.
+		s.refresh(ctx)
+	}
 	c, err := s.lookup(id)
 	if err != nil {
 		s.admin.Unlock()
@@ -384,12 +399,17 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	if s.hs != nil {
 		if err := s.hs.PutBoard(ctx, record(&c)); err != nil {
 			s.admin.Unlock()
+			if errors.Is(err, history.ErrCompleted) { // completed by another process
+				return Leaderboard{}, errEnded(id)
+			}
 			return Leaderboard{}, unavailable(err)
 		}
 	}
 	s.mu.Lock()
 	if m, ok := s.boards[id]; ok {
 		m.name, m.endsAt, m.paused, m.startsAt = c.name, c.endsAt, c.paused, c.startsAt
+		s.gen++
+		m.gen = s.gen
 	}
 	s.mu.Unlock()
 	s.admin.Unlock()
@@ -403,6 +423,8 @@ func (s *Service) announce(ctx context.Context, id string) {
 	if s.onStatus == nil {
 		return
 	}
+	s.announceMu.Lock()
+	defer s.announceMu.Unlock()
 	now := s.now()
 	s.mu.Lock()
 	m, ok := s.boards[id]
@@ -435,6 +457,12 @@ func (s *Service) Finalize(ctx context.Context, id string) (Leaderboard, error) 
 	if _, err := s.lookup(id); err != nil {
 		return Leaderboard{}, err
 	}
+	if s.shared {
+		// Another process may have completed it since the last sweep (and
+		// dropped it from the shared ranking store): a retry is answered
+		// as the completed leaderboard, not as a missing one.
+		s.refresh(ctx)
+	}
 	if err := s.complete(ctx, id); err != nil {
 		return Leaderboard{}, err
 	}
@@ -450,6 +478,14 @@ func (s *Service) complete(ctx context.Context, id string) error {
 	}
 	if m.completed {
 		return nil
+	}
+	if s.wq.enabled() && s.wq.busy() {
+		// Submissions answered 202 wait for the store: they were accepted
+		// before this completion, so they go in before the seal.
+		s.drain(ctx)
+		if s.wq.busy() {
+			return &Error{Code: CodeUnavailable, Message: "submissions accepted while the ranking store was unreachable are still waiting for it; retry shortly", RetryAfter: time.Second}
+		}
 	}
 	stats, err := s.store.Seal(ctx, id)
 	if err != nil {
@@ -539,6 +575,9 @@ func (s *Service) Counts() map[Status]int {
 func (s *Service) storeError(err error, board, participant string) error {
 	switch {
 	case errors.Is(err, store.ErrBoardNotFound):
+		if _, ok := s.archived(board); ok { // completed by another process
+			return errEnded(board)
+		}
 		return errBoardNotFound(board)
 	case errors.Is(err, store.ErrBoardSealed):
 		return errEnded(board)

@@ -130,6 +130,19 @@ func (s *Service) archive(ctx context.Context, m *meta, stats store.Stats) error
 	if err != nil && !errors.Is(err, history.ErrCompleted) { // ErrCompleted: an earlier attempt committed
 		return historyUnavailable(err)
 	}
+	if err != nil {
+		// That attempt (perhaps another process's) wrote the completion:
+		// answer with its finalized_at and totals, as every other reader will.
+		boards, err := s.hs.Boards(ctx)
+		if err != nil {
+			return historyUnavailable(err)
+		}
+		for i := range boards {
+			if b := &boards[i]; b.ID == m.id {
+				c.finalizedAt, c.finalVersion, c.finalTotal = b.FinalizedAt, b.FinalVersion, b.FinalTotal
+			}
+		}
+	}
 	c.archived = true
 	*m = c
 	return nil
@@ -173,9 +186,17 @@ type Reader struct{ s *Service }
 // Reader returns the service's reader.
 func (s *Service) Reader() Reader { return Reader{s} }
 
-// archived returns the metadata of a leaderboard served from history.
+// archived returns the metadata of a leaderboard served from history. It is
+// asked when the ranking store does not have the leaderboard: with a shared
+// history, another process may have completed it (and dropped it from the
+// shared ranking store) since this one last read the list, so a leaderboard
+// known here as live is looked up again after a fresh read.
 func (s *Service) archived(id string) (meta, bool) {
 	m, err := s.lookup(id)
+	if err == nil && !m.archived && s.shared {
+		s.refreshAfter(context.Background(), time.Now())
+		m, err = s.lookup(id)
+	}
 	return m, err == nil && m.archived
 }
 
@@ -474,6 +495,9 @@ func (s *Service) refresh(ctx context.Context) {
 
 func (s *Service) refreshLocked(ctx context.Context) {
 	s.lastRefresh = time.Now() // when the read started: what it returns is at least this fresh
+	s.mu.RLock()
+	gen := s.gen // local changes after this may be missing from the read
+	s.mu.RUnlock()
 	boards, err := s.hs.Boards(ctx)
 	if err != nil {
 		return // the next lookup or sweep tries again
@@ -489,7 +513,7 @@ func (s *Service) refreshLocked(ctx context.Context) {
 			m = metaOf(b)
 			m.notified = m.status(at)
 			s.boards[b.ID] = m
-		case !m.completed:
+		case !m.completed && m.gen <= gen:
 			m.name, m.endsAt, m.paused, m.startsAt = b.Name, b.EndsAt, b.Paused, b.StartsAt
 			if b.Completed {
 				m.completed, m.archived = true, true

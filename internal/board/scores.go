@@ -133,6 +133,20 @@ func (s *Service) SubmitBatch(ctx context.Context, board string, ins []ScoreInpu
 				}
 				return results, errs, err
 			}
+			if applied[0].Version > 0 {
+				// The store applies a batch in chunks: the leaderboard was
+				// sealed (or dropped) between two of them, and the items
+				// before are in its final state. Say so per item.
+				itemErr := s.storeError(err, board, "")
+				for k, i := range index {
+					if applied[k].Version > 0 {
+						results[i] = applied[k]
+					} else {
+						errs[i] = itemErr
+					}
+				}
+				return results, errs, nil
+			}
 			return nil, nil, s.storeError(err, board, "")
 		}
 		for k, i := range index {

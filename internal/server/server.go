@@ -240,6 +240,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if err := hist.restore(ctx, svc); err != nil {
 		return err
 	}
+	if cfg.RedisURL != "" && cfg.PostgresURL == "" && (cl == nil || cl.roles.api) {
+		// Board metadata travels between API processes through the history
+		// store only (docs/SCALING.md).
+		log.Warn("leaderboards are shared with other API processes over this Redis only through a shared history store: --postgres-url, or one --data-dir on a shared directory; with --data-dir \"\" or a directory per process, each process knows only the leaderboards created through it", "data_dir", cfg.DataDir)
+	}
 	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, Phases: cfg.FlushPhases, History: cfg.History, Logger: log})
 	sink.hub = hub
 	acc, err := setupAccess(cfg)
