@@ -181,6 +181,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.WriteString(`]}`)
 		writeJSON(w, 200, out.String())
 
+	case r.Method == "GET" && len(parts) == 1 && f.boards[parts[0]]:
+		writeJSON(w, 200, fmt.Sprintf(`{"leaderboard_id":%q,"status":"active","version":1,"total_participants":%d}`, parts[0], f.seeded[parts[0]]))
+
 	case r.Method == "GET" && len(parts) == 2 && parts[1] == "rankings":
 		f.noteGet()
 		f.tops++

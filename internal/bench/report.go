@@ -67,6 +67,8 @@ type Report struct {
 	SeededParticipants int64   `json:"seeded_participants,omitempty"`
 	SeedItemErrors     int64   `json:"seed_item_errors,omitempty"`
 	SeedDurationS      float64 `json:"seed_duration_s,omitempty"`
+	// LookupParticipants: read lookups draw p0..p<n-1> uniformly (the boards' size, at least the seeded).
+	LookupParticipants int `json:"lookup_participants,omitempty"`
 
 	// Client CPU is user+sys time of the bench process over the measured window; the bench shares the
 	// machine with the server, so this is what it took away from it.
@@ -189,7 +191,8 @@ type ServerLiveReport struct {
 	CPUCores    float64 `json:"cpu_cores"`
 	// Merged is the updates the server made but merged into others for
 	// connections that fell behind (never sent on their own); CPUUSPerFrame
-	// divides the server's CPU by the updates it did send (Frames - Merged).
+	// divides the server's CPU by the updates it did send (Frames - Merged, or
+	// the frames its writes carried when fewer: a node falling behind queues more than it writes).
 	Merged        int64   `json:"merged,omitempty"`
 	CPUUSPerFrame float64 `json:"cpu_us_per_frame"`
 	// FramesPerWrite is frames written per write call (from the gateway's
@@ -277,8 +280,8 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if r.Mode == "read" {
 		fmt.Fprintf(&b, "workload:    %d leaderboard(s), top ratio %g, seed %d\n", r.Leaderboards, r.TopRatio, r.Seed)
-		fmt.Fprintf(&b, "seeded:      %d participants in %.3f s (%d item errors)\n",
-			r.SeededParticipants, r.SeedDurationS, r.SeedItemErrors)
+		fmt.Fprintf(&b, "seeded:      %d participants in %.3f s (%d item errors); lookups over %d participants\n",
+			r.SeededParticipants, r.SeedDurationS, r.SeedItemErrors, r.LookupParticipants)
 	}
 	interrupted := ""
 	if r.Interrupted {

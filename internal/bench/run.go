@@ -97,7 +97,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 		rep.SeededParticipants, rep.SeedItemErrors = seeded, itemErrs
 		rep.SeedDurationS = round3(time.Since(seedStart).Seconds())
-		wl = readWorkload(base, ids, cfg.SeedParticipants, cfg.TopRatio)
+		// Lookups are uniform over the participants the boards hold (p0..p<n-1>, as seeded by this
+		// run or an earlier one), not only over those this run seeded: a run that seeds 1 on a board
+		// of 1M must not ask for the same cached participant every time.
+		lookupN := cfg.SeedParticipants
+		if n := boardParticipants(ctx, client, base, cfg.Token, ids); n > lookupN {
+			lookupN = n
+		}
+		rep.LookupParticipants = lookupN
+		wl = readWorkload(base, ids, lookupN, cfg.TopRatio)
 	case ModeFloor:
 		wl = floorWorkload(base, cfg.Method)
 	}

@@ -184,3 +184,25 @@ func seedBoards(ctx context.Context, client *fasthttp.HostClient, base string, c
 	}
 	return seeded, itemErrors, nil
 }
+
+// boardParticipants returns the smallest total_participants of the leaderboards, 0 when one of
+// them cannot be read.
+func boardParticipants(ctx context.Context, client *fasthttp.HostClient, base, token string, ids []string) int {
+	least := -1
+	for _, id := range ids {
+		code, body, err := setupRequest(ctx, client, "GET", base+"/v1/leaderboards/"+id, token, nil)
+		if err != nil || code != fasthttp.StatusOK {
+			return 0
+		}
+		var st struct {
+			Participants int `json:"total_participants"`
+		}
+		if json.Unmarshal(body, &st) != nil {
+			return 0
+		}
+		if least < 0 || st.Participants < least {
+			least = st.Participants
+		}
+	}
+	return max(least, 0)
+}

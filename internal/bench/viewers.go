@@ -867,7 +867,14 @@ func fillServerReport(rep *Report, vr *ViewersReport, memBefore, memEnd, m0, m1 
 		sv.CPUCores = round3(cpu / secs)
 		rep.ServerCPUCores = sv.CPUCores
 		sv.Merged = int64(m0.delta(m1, "leaderboard_live_updates_merged_total"))
-		if sent := sv.Frames - sv.Merged; sent > 0 {
+		// frames_total counts updates handed to the connections' queues; a node that falls behind
+		// writes fewer than that. The writes' own count (every frame type, when the server reports
+		// it) bounds what was sent.
+		sent := sv.Frames - sv.Merged
+		if w := int64(m0.delta(m1, "leaderboard_live_websocket_frames_written_total")); w > 0 && w < sent {
+			sent = w
+		}
+		if sent > 0 {
 			sv.CPUUSPerFrame = round3(cpu * 1e6 / float64(sent))
 		}
 		if w := m0.delta(m1, "leaderboard_live_websocket_writes_total"); w > 0 {
