@@ -296,6 +296,9 @@ func (g *guard) limit(r *http.Request, acc access) error {
 // given a whole /64, and could otherwise rotate through its addresses and
 // never meet a limit).
 func limitKey(ip string) string {
+	if !strings.Contains(ip, ":") {
+		return ip // IPv4 as the client address gives it: no parse, no allocation per request
+	}
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip
