@@ -390,14 +390,29 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	if p.EndsAt != nil {
 		c.endsAt = *p.EndsAt
 	}
+	wasPaused := c.paused
 	if p.Status != nil {
 		c.paused = *p.Status == Paused
 		if *p.Status == Active && !c.startsAt.IsZero() && now.Before(c.startsAt) {
 			c.startsAt = now
 		}
 	}
+	// A ranking store shared by several processes refuses a paused board's
+	// submissions itself, so the pause holds in every process at once, not
+	// at their next sweep.
+	pz, sharedPause := s.store.(store.Pauser)
+	sharedPause = sharedPause && c.paused != wasPaused
+	if sharedPause {
+		if err := pz.SetPaused(ctx, id, c.paused); err != nil {
+			s.admin.Unlock()
+			return Leaderboard{}, s.storeError(err, id, "")
+		}
+	}
 	if s.hs != nil {
 		if err := s.hs.PutBoard(ctx, record(&c)); err != nil {
+			if sharedPause {
+				_ = pz.SetPaused(ctx, id, wasPaused) // the change did not happen
+			}
 			s.admin.Unlock()
 			if errors.Is(err, history.ErrCompleted) { // completed by another process
 				return Leaderboard{}, errEnded(id)
@@ -581,6 +596,8 @@ func (s *Service) storeError(err error, board, participant string) error {
 		return errBoardNotFound(board)
 	case errors.Is(err, store.ErrBoardSealed):
 		return errEnded(board)
+	case errors.Is(err, store.ErrBoardPaused): // paused through another process
+		return errNotActive(board, Paused)
 	case errors.Is(err, store.ErrParticipantNotFound):
 		return errParticipantNotFound(participant)
 	case errors.Is(err, store.ErrOutOfRange):

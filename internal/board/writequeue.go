@@ -64,7 +64,7 @@ func (q *writeQueue) push(board string, subs []store.Submission) error {
 // backendFailure reports whether err is the ranking store failing (rather
 // than answering: not found, sealed, out of range).
 func backendFailure(err error) bool {
-	return err != nil && !errors.Is(err, store.ErrBoardNotFound) && !errors.Is(err, store.ErrBoardSealed) &&
+	return err != nil && !errors.Is(err, store.ErrBoardNotFound) && !errors.Is(err, store.ErrBoardSealed) && !errors.Is(err, store.ErrBoardPaused) &&
 		!errors.Is(err, store.ErrParticipantNotFound) && !errors.Is(err, store.ErrOutOfRange) && !errors.Is(err, store.ErrBoardExists) &&
 		!errors.Is(err, context.Canceled)
 }

@@ -20,7 +20,7 @@ import (
 // StoreHealthy reports the ranking store's normal answers.
 func StoreHealthy(err error) bool {
 	return errors.Is(err, store.ErrBoardNotFound) || errors.Is(err, store.ErrBoardExists) || errors.Is(err, store.ErrBoardSealed) ||
-		errors.Is(err, store.ErrParticipantNotFound) || errors.Is(err, store.ErrOutOfRange)
+		errors.Is(err, store.ErrBoardPaused) || errors.Is(err, store.ErrParticipantNotFound) || errors.Is(err, store.ErrOutOfRange)
 }
 
 // HistoryHealthy reports the history store's normal answers.
@@ -65,6 +65,16 @@ func (g *guardedStore) Remove(ctx context.Context, board, participant string) (r
 func (g *guardedStore) Seal(ctx context.Context, board string) (s store.Stats, err error) {
 	err = g.do(ctx, func(ctx context.Context) (e error) { s, e = g.st.Seal(ctx, board); return e })
 	return s, err
+}
+
+// SetPaused implements store.Pauser when the wrapped store does; otherwise
+// it does nothing (a store of one process).
+func (g *guardedStore) SetPaused(ctx context.Context, board string, paused bool) error {
+	p, ok := g.st.(store.Pauser)
+	if !ok {
+		return nil
+	}
+	return g.do(ctx, func(ctx context.Context) error { return p.SetPaused(ctx, board, paused) })
 }
 
 func (g *guardedStore) Page(ctx context.Context, board string, offset, limit int) (p store.Page, err error) {

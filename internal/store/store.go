@@ -119,9 +119,19 @@ var (
 	ErrBoardNotFound       = errors.New("leaderboard not found")
 	ErrBoardExists         = errors.New("leaderboard already exists")
 	ErrBoardSealed         = errors.New("leaderboard is sealed: it takes no more changes")
+	ErrBoardPaused         = errors.New("leaderboard is paused: it takes no submissions")
 	ErrParticipantNotFound = errors.New("participant not found")
 	ErrOutOfRange          = errors.New("score or achieved_at out of range")
 )
+
+// Pauser is a ranking store shared by several processes that refuses
+// submissions to a paused leaderboard itself (ErrBoardPaused), so that a
+// pause made through one process holds at once in every other: each checks
+// its own copy of the status too, but re-reads it only at its sweep. A
+// store of one process (memory) need not implement it.
+type Pauser interface {
+	SetPaused(ctx context.Context, board string, paused bool) error
+}
 
 // Store holds the rankings of many leaderboards.
 type Store interface {

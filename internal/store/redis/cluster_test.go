@@ -45,6 +45,7 @@ func TestCluster(t *testing.T) {
 	t.Run("OutboxTrimmed", func(t *testing.T) { testOutboxTrimmed(t, c) })
 	t.Run("RestoreDuplicate", func(t *testing.T) { testRestoreDuplicate(t, c) })
 	t.Run("EmptyBoardID", func(t *testing.T) { testEmptyBoardID(t, c) })
+	t.Run("Paused", func(t *testing.T) { testPaused(t, c) })
 	t.Run("Spread", func(t *testing.T) {
 		// Leaderboards land on every master, each whole on one.
 		ctx := context.Background()

@@ -474,6 +474,8 @@ func (s *Store) Submit(ctx context.Context, board string, subs []store.Submissio
 				err = store.ErrBoardNotFound
 			case codeSealed:
 				err = store.ErrBoardSealed
+			case codePaused:
+				err = store.ErrBoardPaused
 			default:
 				if len(reply) != 3+9*(end-start) {
 					err = fmt.Errorf("redis store: submit script replied %d values for %d submissions", len(reply), end-start)
@@ -578,6 +580,23 @@ func (s *Store) Remove(ctx context.Context, board, participant string) (store.Re
 		}}})
 	}
 	return res, nil
+}
+
+// SetPaused implements store.Pauser: the submit script refuses a paused
+// leaderboard's submissions (ErrBoardPaused), whichever process sends them.
+func (s *Store) SetPaused(ctx context.Context, board string, paused bool) error {
+	flag := "0"
+	if paused {
+		flag = "1"
+	}
+	code, _, err := run(ctx, s.c, pauseScript, []string{s.keysOf(board).m}, flag)
+	if err != nil {
+		return err
+	}
+	if code == codeNoBoard {
+		return store.ErrBoardNotFound
+	}
+	return nil
 }
 
 // Seal implements store.Store.

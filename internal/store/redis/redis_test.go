@@ -121,6 +121,38 @@ func TestOutboxTrimmed(t *testing.T)    { testOutboxTrimmed(t, connect(t)) }
 func TestEpochShared(t *testing.T)      { testEpochShared(t, connect(t)) }
 func TestRestoreDuplicate(t *testing.T) { testRestoreDuplicate(t, connect(t)) }
 func TestEmptyBoardID(t *testing.T)     { testEmptyBoardID(t, connect(t)) }
+func TestPaused(t *testing.T)           { testPaused(t, connect(t)) }
+
+// testPaused: a pause set through one process's store refuses the
+// submissions another process's store sends, applying none of them, until it
+// is lifted.
+func testPaused(t *testing.T, c goredis.UniversalClient) {
+	ctx := context.Background()
+	prefix := newPrefix(t, c)
+	a, b := newStore(t, c, prefix, nil, 0), newStore(t, c, prefix, nil, 0)
+	if err := a.CreateBoard(ctx, "p", store.BoardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetPaused(ctx, "p", true); err != nil {
+		t.Fatal(err)
+	}
+	subs := []store.Submission{{ParticipantID: "x", Score: 1, AchievedAt: 1}, {ParticipantID: "y", Score: 2, AchievedAt: 1}}
+	if err := b.Submit(ctx, "p", subs, make([]store.Result, 2)); !errors.Is(err, store.ErrBoardPaused) {
+		t.Fatalf("submit to a paused board: %v, want ErrBoardPaused", err)
+	}
+	if st, err := b.Stats(ctx, "p"); err != nil || st.Version != 0 || st.Total != 0 {
+		t.Fatalf("after a refused submission: %+v %v, want version 0, nobody", st, err)
+	}
+	if err := a.SetPaused(ctx, "p", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Submit(ctx, "p", subs, make([]store.Result, 2)); err != nil {
+		t.Fatalf("submit after the pause was lifted: %v", err)
+	}
+	if err := a.SetPaused(ctx, "nope", true); !errors.Is(err, store.ErrBoardNotFound) {
+		t.Fatalf("pausing an unknown board: %v, want ErrBoardNotFound", err)
+	}
+}
 
 // sortEntries sorts by the total order of API.md and numbers the ranks.
 func sortEntries(order store.SortOrder, es []store.Entry) {

@@ -19,7 +19,15 @@ const (
 	codeSealed           = 2
 	codeNoParticipant    = 3
 	codeDuplicateEntries = 4
+	codePaused           = 5
 )
+
+// pauseScript: KEYS m; ARGV "1" (paused) or "0".
+var pauseScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return {1} end
+redis.call('HSET', KEYS[1], 'pz', ARGV[1])
+return {0}
+`)
 
 // createScript: KEYS m z p o; ARGV order policy gen.
 var createScript = goredis.NewScript(`
@@ -83,9 +91,10 @@ return 1
 // had_previous, previous score, previous rank, version, outbox stream id.
 var submitScript = goredis.NewScript(`
 local m, z, p, o = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local meta = redis.call('HMGET', m, 'v', 'o', 'pl', 's', 'g', 'b')
+local meta = redis.call('HMGET', m, 'v', 'o', 'pl', 's', 'g', 'b', 'pz')
 if not meta[1] then return {1} end
 if meta[4] == '1' then return {2} end
+if meta[7] == '1' then return {5} end
 local v = tonumber(meta[1])
 local v0 = v
 local desc = meta[2] == '0'

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lbhq/leaderboard/internal/redistest"
+)
+
+// sharedPostgres returns a URL of the machine's PostgreSQL (database test)
+// whose connections use a fresh schema, dropped when t ends.
+func sharedPostgres(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("LEADERBOARD_TEST_POSTGRES_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
+			t.Fatalf("PostgreSQL at %s: %v (scripts/test.sh starts it)", base, err)
+		}
+		t.Skipf("PostgreSQL at %s: %v", base, err)
+	}
+	defer conn.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "lbcross_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// twoAPIProcesses starts two servers over one Redis (same prefix) sharing
+// their history in PostgreSQL: two API nodes of a deployment.
+func twoAPIProcesses(t *testing.T) (a, b string) {
+	t.Helper()
+	redisURL := redisURLForTest(t)
+	prefix := redistest.Prefix(t, "lbcross")
+	pgURL := sharedPostgres(t)
+	cfg := func() Config {
+		c := testConfig(t)
+		c.SubmitRate = 0
+		c.RedisURL, c.RedisPrefix = redisURL, prefix
+		c.DataDir, c.PostgresURL = "", pgURL
+		return c // default --sweep-interval 1s
+	}
+	addrA, cancelA, doneA := start(t, cfg())
+	t.Cleanup(func() { cancelA(); <-doneA })
+	addrB, cancelB, doneB := start(t, cfg())
+	t.Cleanup(func() { cancelB(); <-doneB })
+	return "http://" + addrA, "http://" + addrB
+}
+
+// TestFinalizeSeenAtOnceByOtherProcess: over Redis + PostgreSQL, right after
+// A finalized the board, B answers a retried finalize, a rankings read and a
+// late submission as if the board did not exist (404 leaderboard_not_found),
+// until its next sweep.
+func TestFinalizeSeenAtOnceByOtherProcess(t *testing.T) {
+	a, b := twoAPIProcesses(t)
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards", `{"leaderboard_id":"f","name":"F"}`, nil); st != 201 {
+		t.Fatal(st)
+	}
+	if st := jsonCall(t, "POST", b+"/v1/leaderboards/f/scores", `{"participant_id":"p","score":3}`, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards/f/finalize", "", nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st, code := errorCode(t, "GET", b+"/v1/leaderboards/f/rankings", ""); st != 200 {
+		t.Errorf("rankings on B right after the finalize on A: %d %s, want 200 (the final ranking)", st, code)
+	}
+	if st, code := errorCode(t, "POST", b+"/v1/leaderboards/f/scores", `{"participant_id":"late","score":1}`); code != "leaderboard_ended" {
+		t.Errorf("late submission on B: %d %s, want 404 leaderboard_ended", st, code)
+	}
+	if st, code := errorCode(t, "POST", b+"/v1/leaderboards/f/finalize", ""); st != 200 {
+		t.Errorf("finalize retried on B: %d %s, want 200 (idempotent)", st, code)
+	}
+}
+
+// TestPauseHoldsAtOnceInEveryProcess: a pause answered by A holds in B at
+// once (B took submissions for up to a sweep interval before: the Redis
+// store now refuses them itself), and a resume on A opens B again.
+func TestPauseHoldsAtOnceInEveryProcess(t *testing.T) {
+	a, b := twoAPIProcesses(t)
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards", `{"leaderboard_id":"p","name":"P"}`, nil); st != 201 {
+		t.Fatal(st)
+	}
+	if st := jsonCall(t, "POST", b+"/v1/leaderboards/p/scores", `{"participant_id":"x","score":1}`, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := jsonCall(t, "PATCH", a+"/v1/leaderboards/p", `{"status":"paused"}`, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st, code := errorCode(t, "POST", b+"/v1/leaderboards/p/scores", `{"participant_id":"x","score":2}`); st != 409 || code != "leaderboard_not_active" {
+		t.Fatalf("submission on B right after A paused the board: %d %s, want 409 leaderboard_not_active", st, code)
+	}
+	if st := jsonCall(t, "PATCH", a+"/v1/leaderboards/p", `{"status":"active"}`, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st, code := errorCode(t, "POST", b+"/v1/leaderboards/p/scores", `{"participant_id":"x","score":3}`); st != 200 {
+		t.Fatalf("submission on B after A resumed the board: %d %s, want 200", st, code)
+	}
+}
