@@ -77,9 +77,27 @@ func (s *Service) apply(ctx context.Context, board string, subs []store.Submissi
 	}
 	err := s.store.Submit(ctx, board, subs, results)
 	if s.wq.enabled() && backendFailure(err) {
-		return s.wq.push(board, subs)
+		// The store applies a batch in chunks: the ones before the failure
+		// are applied (their results carry a version) and must not be
+		// applied a second time when the queue drains.
+		rest := subs[appliedPrefix(results):]
+		if len(rest) == 0 {
+			return nil
+		}
+		return s.wq.push(board, rest)
 	}
 	return err
+}
+
+// appliedPrefix returns how many of a Submit's results, from the first on,
+// were applied: an applied submission's result carries the version it was
+// applied at (at least 1), one never applied is left zero.
+func appliedPrefix(results []store.Result) int {
+	n := 0
+	for n < len(results) && results[n].Version > 0 {
+		n++
+	}
+	return n
 }
 
 // QueuedWrites returns the number of submissions waiting for the store.
@@ -153,7 +171,14 @@ func (s *Service) drain(ctx context.Context) {
 		results := make([]store.Result, len(it.subs))
 		err := s.store.Submit(ctx, it.board, it.subs, results)
 		if backendFailure(err) || (err != nil && ctx.Err() != nil) {
-			return // still down, or stopping: retry at the next tick (or the last drain), in the same order
+			// Still down, or stopping: retry at the next tick (or the last
+			// drain), in the same order, without the chunks that went in.
+			if done := appliedPrefix(results); done > 0 {
+				s.wq.mu.Lock()
+				s.wq.items[0].subs = it.subs[done:]
+				s.wq.mu.Unlock()
+			}
+			return
 		}
 		if err != nil {
 			s.log0("a queued submission could not be applied", it.board, err)
