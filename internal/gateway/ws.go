@@ -147,12 +147,17 @@ func (c *wsConn) resubscribe() {
 	}
 	c.mu.Unlock()
 	for _, s := range todo {
+		// The check and the subscribe under one hold of subMu: a client's
+		// unsubscribe or subscribe of this id in between would otherwise be
+		// undone (the id subscribed again, or again with its old spec).
+		c.subMu.Lock()
 		c.mu.Lock()
 		current := c.subs[s.id] == s && !s.ready && !c.closed // not unsubscribed or replaced meanwhile
 		c.mu.Unlock()
 		if current {
-			c.subscribe(s.id, s.spec, nil, "")
+			c.subscribeLocked(s.id, s.spec, nil, "")
 		}
+		c.subMu.Unlock()
 	}
 }
 
@@ -160,6 +165,11 @@ func (c *wsConn) resubscribe() {
 func (c *wsConn) subscribe(id string, spec fanout.Spec, since *uint64, epoch string) {
 	c.subMu.Lock()
 	defer c.subMu.Unlock()
+	c.subscribeLocked(id, spec, since, epoch)
+}
+
+// subscribeLocked is subscribe with subMu held.
+func (c *wsConn) subscribeLocked(id string, spec fanout.Spec, since *uint64, epoch string) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -326,8 +336,10 @@ func (e *events) OnMessage(socket *gws.Conn, message *gws.Message) {
 		if errors.As(err, &be) {
 			code, msg = be.Code, be.Message
 		}
-		if m.Type == "subscribe" && m.ID != "" {
-			c.unsubscribe(m.ID) // a rejected subscribe leaves no subscription under its id
+		if m.ID != "" && validSubID(m.ID) {
+			// An error with an id ends that subscription (docs/LIVE.md): a
+			// rejected subscribe, or any other bad message naming it.
+			c.unsubscribe(m.ID)
 		}
 		c.write(fanout.ErrorFrame(m.ID, code, msg))
 		return
