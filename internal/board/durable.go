@@ -415,6 +415,15 @@ func (s *Service) FinalRankings(ctx context.Context, id string, offset, limit in
 	if s.hs == nil {
 		return time.Time{}, nil, errHistoryOff()
 	}
+	if !m.archived && s.shared {
+		// Another process may have completed it (and dropped it from the
+		// shared ranking store) since this one last read the list.
+		if _, err := s.store.Stats(ctx, id); errors.Is(err, store.ErrBoardNotFound) {
+			if a, ok := s.archived(id); ok {
+				m = a
+			}
+		}
+	}
 	if !m.archived {
 		return time.Time{}, nil, &Error{Code: CodeLeaderboardNotFound, Message: fmt.Sprintf("leaderboard %q has not completed: its final rankings exist once it does", id)}
 	}

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"FinalizeLarge", testFinalizeLarge},
 		{"Results", testResults},
 		{"Profiles", testProfiles},
+		{"JSONWithNULEscape", testJSONWithNULEscape},
 		{"State", testState},
 		{"Ping", func(t *testing.T, h history.Store) {
 			if err := h.Ping(context.Background()); err != nil {
@@ -471,4 +472,30 @@ func testState(t *testing.T, h history.Store) {
 			t.Fatalf("state %+v, %v; want %+v", got, err, want)
 		}
 	}
+}
+
+// testJSONWithNULEscape: metadata and config are any JSON object the API
+// accepted; "\u0000" is valid JSON (encoding/json accepts it), so a store
+// must keep it rather than fail the write (the API would answer 503 forever).
+func testJSONWithNULEscape(t *testing.T, h history.Store) {
+	ctx := context.Background()
+	obj := json.RawMessage(`{"tag":"a\u0000b"}`)
+	p := history.Profile{ParticipantID: "p1", DisplayName: "Ada", Metadata: obj, UpdatedAt: ms(time.Now())}
+	if err := h.PutProfile(ctx, p); err != nil {
+		t.Fatalf("profile with \\u0000 in metadata: %v", err)
+	}
+	got, err := h.Profile(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(got.Metadata, &m); err != nil || m["tag"] != "a\x00b" {
+		t.Fatalf("metadata %s: %v", got.Metadata, err)
+	}
+	b := sampleBoard("nul")
+	b.Config = obj
+	if err := h.PutBoard(ctx, b); err != nil {
+		t.Fatalf("board with \\u0000 in config: %v", err)
+	}
+	equalBoards(t, boardByID(t, h, "nul"), b)
 }

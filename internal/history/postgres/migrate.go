@@ -103,6 +103,15 @@ CREATE TABLE event_marks (
 INSERT INTO event_marks (leaderboard_id, version)
 SELECT leaderboard_id, max(version) FROM score_events GROUP BY leaderboard_id;
 `,
+	// 3: config and metadata keep the client's JSON text as is: jsonb
+	// refuses the escape \u0000 (valid JSON, accepted by the API and by
+	// history/sqlite) and would fail such a write for good.
+	`
+ALTER TABLE leaderboards ALTER COLUMN config TYPE json USING config::json;
+ALTER TABLE participants ALTER COLUMN metadata DROP DEFAULT;
+ALTER TABLE participants ALTER COLUMN metadata TYPE json USING metadata::json;
+ALTER TABLE participants ALTER COLUMN metadata SET DEFAULT '{}';
+`,
 }
 
 // lockSQL takes the transaction-scoped advisory lock that serialises schema

@@ -189,7 +189,7 @@ func (s *Store) PutBoard(ctx context.Context, b history.Board) error {
 	}
 	tag, err := s.pool.Exec(ctx, `
 INSERT INTO leaderboards (id, name, type, sort_order, update_policy, starts_at, ends_at, created_at, max_score, config, paused)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11)
 ON CONFLICT (id) DO UPDATE SET
 	name = excluded.name, type = excluded.type, sort_order = excluded.sort_order,
 	update_policy = excluded.update_policy, starts_at = excluded.starts_at, ends_at = excluded.ends_at,
@@ -690,7 +690,7 @@ func (s *Store) PutProfile(ctx context.Context, p history.Profile) error {
 		meta = string(p.Metadata)
 	}
 	_, err := s.pool.Exec(ctx, `
-INSERT INTO participants (participant_id, display_name, avatar_url, metadata, updated_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+INSERT INTO participants (participant_id, display_name, avatar_url, metadata, updated_at) VALUES ($1, $2, $3, $4::json, $5)
 ON CONFLICT (participant_id) DO UPDATE SET display_name = excluded.display_name, avatar_url = excluded.avatar_url,
 	metadata = excluded.metadata, updated_at = excluded.updated_at`,
 		p.ParticipantID, p.DisplayName, p.AvatarURL, meta, p.UpdatedAt)
