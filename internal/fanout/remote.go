@@ -241,9 +241,25 @@ func (r *Remote) Subscribe(ctx context.Context, board, id string, spec Spec, sin
 
 	timeout := time.NewTimer(r.opts.SnapshotWait)
 	defer timeout.Stop()
+	// checked: segsnap was read once for a resume ahead of this process's
+	// frames (the client came from a gateway that got them earlier).
+	checked := false
+	var stallTimer *time.Timer
+	var stalled <-chan time.Time // set while waiting for frames to reach segsnap
+	defer func() {
+		if stallTimer != nil {
+			stallTimer.Stop()
+		}
+	}()
 	for {
 		bh.mu.Lock()
-		if seg.ready {
+		// A resume from a version this process's frames have not reached
+		// yet waits for them when the fan-out has reached it (segsnap is at
+		// least as new), rather than sending the client back to an older
+		// snapshot and repeating updates it applied.
+		ahead := seg.ready && since != nil && epoch == r.opts.Epoch && *since > seg.version &&
+			(seg.snapV >= *since || !checked)
+		if seg.ready && !ahead {
 			if frames, ok := r.initial(seg, sub, since, epoch); ok {
 				seg.subs[sub] = struct{}{}
 				sent := true
@@ -262,14 +278,24 @@ func (r *Remote) Subscribe(ctx context.Context, board, id string, spec Spec, sin
 				}
 				return sub, nil
 			}
-		} else if !seg.loading {
+		} else if !seg.ready && !seg.loading {
 			r.startLoad(rb, seg, 0)
 		}
 		// Ready but not servable: either the snapshot known is ahead of the
 		// frames (wait for them), or there is no short chain from it to the
 		// current version (read segsnap again).
 		read := seg.ready && seg.snapV <= seg.version
+		if read && ahead {
+			checked = true
+		}
 		known := seg.snapV
+		if seg.ready && seg.snapV > seg.version && stalled == nil {
+			// Waiting for frames to reach the stored snapshot. If they do not
+			// come (the frame leading to it was lost and nothing followed),
+			// the segment starts again from segsnap, as after a gap.
+			stallTimer = time.NewTimer(r.opts.SnapshotWait / 2)
+			stalled = stallTimer.C
+		}
 		ch := seg.wait()
 		bh.mu.Unlock()
 		var poll <-chan time.Time
@@ -286,6 +312,14 @@ func (r *Remote) Subscribe(ctx context.Context, board, id string, spec Spec, sin
 		select {
 		case <-ch:
 		case <-poll:
+		case <-stalled:
+			bh.mu.Lock()
+			if seg.ready && seg.snapV > seg.version {
+				r.log.Info("frames did not reach the stored snapshot; reloading the segment", "leaderboard", board, "segment", key,
+					"version", seg.version, "snapshot", seg.snapV)
+				r.startLoad(rb, seg, seg.snapV)
+			}
+			bh.mu.Unlock()
 		case <-timeout.C:
 			r.abandon(rb, seg, key)
 			return nil, ErrSnapshotUnavailable

@@ -107,9 +107,10 @@ func (c *cluster) status(board, status string, version uint64) {
 }
 
 // run starts the roles' background work over the Redis store st (src is the
-// same behind its circuit breaker); w is the local history writer (nil when
-// this process keeps no history).
-func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, src store.Store, w *history.Writer) error {
+// same behind its circuit breaker; final reads the final rankings of a
+// leaderboard that completed and left it); w is the local history writer (nil
+// when this process keeps no history).
+func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, src store.Store, final fanout.Source, w *history.Writer) error {
 	if c.roles.api {
 		c.relay = relay.New(st, c.events, relay.Options{Client: st.Client(), CursorKey: cfg.RedisPrefix + "relay:cursors", Logger: c.log})
 		go c.relay.Run(ctx)
@@ -124,7 +125,7 @@ func (c *cluster) run(ctx context.Context, cfg Config, st *redisstore.Store, src
 			frames = c.frames
 		}
 		node, err := fanoutnode.New(fanoutnode.Options{
-			Source:     src,
+			Source:     finalWindows{live: src, final: final},
 			Events:     bus.NewKafkaConsumer(c.kcfg, bus.ConsumerOptions{Group: bus.FanoutGroup}),
 			Frames:     frames,
 			Registry:   registry.New(st.Client(), registry.Options{Prefix: cfg.RedisPrefix, TTL: cfg.RegistryTTL}),
@@ -193,4 +194,45 @@ func (c *cluster) remote(ctx context.Context, rdb goredis.UniversalClient, cfg C
 	}
 	r.SetFrames(fc)
 	return r, fc.Close, nil
+}
+
+// finalWindows is what the fan-out reads windows from: the ranking store, and,
+// for a leaderboard that completed and left it, its final rankings (the board
+// service's reader), as a single process's hub does, so that a window of a
+// completed leaderboard can still be watched.
+type finalWindows struct {
+	live  store.Store
+	final fanout.Source
+}
+
+func (w finalWindows) Page(ctx context.Context, board string, offset, limit int) (store.Page, error) {
+	p, err := w.live.Page(ctx, board, offset, limit)
+	if errors.Is(err, store.ErrBoardNotFound) {
+		return w.final.Page(ctx, board, offset, limit)
+	}
+	return p, err
+}
+
+func (w finalWindows) Around(ctx context.Context, board, participant string, limit int) (store.Page, error) {
+	p, err := w.live.Around(ctx, board, participant, limit)
+	if errors.Is(err, store.ErrBoardNotFound) {
+		return w.final.Around(ctx, board, participant, limit)
+	}
+	return p, err
+}
+
+func (w finalWindows) Participant(ctx context.Context, board, participant string, neighbors int) (store.ParticipantView, error) {
+	v, err := w.live.Participant(ctx, board, participant, neighbors)
+	if errors.Is(err, store.ErrBoardNotFound) {
+		return w.final.Participant(ctx, board, participant, neighbors)
+	}
+	return v, err
+}
+
+func (w finalWindows) Stats(ctx context.Context, board string) (store.Stats, error) {
+	st, err := w.live.Stats(ctx, board)
+	if errors.Is(err, store.ErrBoardNotFound) {
+		return w.final.Stats(ctx, board)
+	}
+	return st, err
 }

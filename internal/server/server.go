@@ -343,7 +343,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		if cl.roles.history {
 			w = hist.log
 		}
-		if err := cl.run(sweepCtx, cfg, redisSt, st, w); err != nil {
+		if err := cl.run(sweepCtx, cfg, redisSt, st, svc.Reader(), w); err != nil {
 			return err
 		}
 	}
