@@ -66,14 +66,7 @@ func TestFullAuditQueueRefusesChanges(t *testing.T) {
 // by the other, and a pause made on one reaches the other at its next sweep.
 func TestSharedHistoryRefresh(t *testing.T) {
 	ctx := context.Background()
-	hs, err := sqlite.OpenDir(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hs.Close()
-	st := memory.New(memory.Options{}) // stands for the shared Redis
-	a := board.New(st, board.Options{History: hs, Shared: true})
-	b := board.New(st, board.Options{History: hs, Shared: true})
+	a, b := twoSharedServices(t)
 	if _, err := a.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,4 +150,18 @@ func TestSharedLookupAfterCreate(t *testing.T) {
 	if limit := int64(took/(100*time.Millisecond)) + 2; reads > limit {
 		t.Fatalf("80 lookups of unknown ids read the list %d times in %v (at most %d)", reads, took, limit)
 	}
+}
+
+// twoSharedServices returns two services (two API processes) over one
+// history store and one ranking store (a memory store standing for the
+// shared Redis).
+func twoSharedServices(t *testing.T) (a, b *board.Service) {
+	t.Helper()
+	hs, err := sqlite.OpenDir(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hs.Close() })
+	st := memory.New(memory.Options{})
+	return board.New(st, board.Options{History: hs, Shared: true}), board.New(st, board.Options{History: hs, Shared: true})
 }

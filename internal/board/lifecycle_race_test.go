@@ -94,14 +94,7 @@ func TestBatchRacingFinalizeIsAllOrNothing(t *testing.T) {
 // made on A is reverted by a rename on B, and the board then ends early.
 func TestSharedPatchKeepsOtherProcessChange(t *testing.T) {
 	ctx := context.Background()
-	hs, err := sqlite.OpenDir(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hs.Close()
-	st := memory.New(memory.Options{}) // stands for the shared Redis
-	a := board.New(st, board.Options{History: hs, Shared: true})
-	b := board.New(st, board.Options{History: hs, Shared: true})
+	a, b := twoSharedServices(t)
 	ends := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
 	if _, err := a.Create(ctx, board.CreateRequest{ID: "x", Name: "X", EndsAt: ends}); err != nil {
 		t.Fatal(err)
@@ -348,14 +341,7 @@ func TestStatusNoticesInOrder(t *testing.T) {
 // instead of leaderboard_ended.
 func TestSharedAfterFinalizeElsewhere(t *testing.T) {
 	ctx := context.Background()
-	hs, err := sqlite.OpenDir(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hs.Close()
-	st := memory.New(memory.Options{}) // stands for the shared Redis
-	a := board.New(st, board.Options{History: hs, Shared: true})
-	b := board.New(st, board.Options{History: hs, Shared: true})
+	a, b := twoSharedServices(t)
 	if _, err := a.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
 		t.Fatal(err)
 	}

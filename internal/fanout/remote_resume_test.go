@@ -18,13 +18,7 @@ import (
 func TestResumeAheadOfGatewayGetsNoOlderSnapshot(t *testing.T) {
 	f := newRemoteFixture(t, RemoteOptions{})
 	ctx := context.Background()
-	if err := f.snaps.Put(ctx, "b1", "t:10", 5, snapBody(5)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.r.Subscribe(ctx, "b1", "first", top10, nil, "", &frameLog{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.r.HandleFrame(upd("b1", "t:10", 5, 7))
+	f.watchedAt7(t)
 	// The fan-out stores 9, then produces 7->9; another gateway already
 	// forwarded it to the client, this one has not received it yet.
 	if err := f.snaps.Put(ctx, "b1", "t:10", 9, snapBody(9)); err != nil {
@@ -81,13 +75,7 @@ func TestLostFrameOnQuietBoardRefusesNewViewers(t *testing.T) {
 		Now: func() time.Time { return time.Unix(0, now.Load()) }, History: time.Minute, SnapshotWait: 300 * time.Millisecond,
 	})
 	ctx := context.Background()
-	if err := f.snaps.Put(ctx, "b1", "t:10", 5, snapBody(5)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.r.Subscribe(ctx, "b1", "first", top10, nil, "", &frameLog{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.r.HandleFrame(upd("b1", "t:10", 5, 7))
+	f.watchedAt7(t)
 	// The fan-out stored 8 and produced 7->8, which was dropped.
 	if err := f.snaps.Put(ctx, "b1", "t:10", 8, snapBody(8)); err != nil {
 		t.Fatal(err)
@@ -103,4 +91,18 @@ func TestLostFrameOnQuietBoardRefusesNewViewers(t *testing.T) {
 			t.Fatalf("new viewer %d: %v", i, describe(got))
 		}
 	}
+}
+
+// watchedAt7 gives the fixture's gateway a viewer of top 10 of b1, whose
+// segment it loaded from segsnap at 5 and then followed to 7.
+func (f *remoteFixture) watchedAt7(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.snaps.Put(ctx, "b1", "t:10", 5, snapBody(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Subscribe(ctx, "b1", "first", top10, nil, "", &frameLog{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.r.HandleFrame(upd("b1", "t:10", 5, 7))
 }
