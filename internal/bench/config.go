@@ -18,6 +18,9 @@ const (
 	ModeViewers = "viewers"
 )
 
+// maxRate is the highest --rate: the schedule has one slot per 1/rate, in whole nanoseconds.
+const maxRate = 1e9
+
 // maxBatch is the API's limit on items per scores:batch request.
 const maxBatch = 1000
 
@@ -117,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rate < 0 {
 		return errors.New("--rate must be >= 0")
+	}
+	if c.Rate > maxRate {
+		return fmt.Errorf("--rate must be at most %g (one request per nanosecond), not %g", float64(maxRate), c.Rate)
 	}
 	if c.Duration <= 0 {
 		return errors.New("--duration must be > 0")

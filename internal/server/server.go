@@ -152,7 +152,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.History, "history", 60*time.Second, "live updates: how far back a resume with since_version is served by one catch-up update")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "live updates: how often the server pings each WebSocket (and comments each SSE stream)")
 	fs.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "live updates: close a WebSocket from which nothing arrived for this long")
-	fs.IntVar(&c.MaxConnections, "max-connections", 18000, "live updates: WebSocket connections accepted; past it the upgrade gets 503 + Retry-After")
+	fs.IntVar(&c.MaxConnections, "max-connections", 18000, "live updates: WebSocket connections, SSE streams and long polls open together; past it the upgrade, stream or poll gets 503 + Retry-After")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 16, "live updates: subscriptions per WebSocket connection")
 	fs.Float64Var(&c.WSMessageRate, "ws-message-rate", 10, "live updates: messages per second one WebSocket client may send (subscribe, unsubscribe, ping; 0 = unlimited); past it: error rate_limited, the message not acted on")
 	fs.IntVar(&c.WSMessageBurst, "ws-message-burst", 32, "live updates: burst of client messages per WebSocket; this many refused in a row close the connection (1008)")
@@ -188,11 +188,43 @@ func DefaultConfig() Config {
 	return c
 }
 
+// minFlushTick is the shortest flush tick (--flush-interval / --flush-phases).
+const minFlushTick = time.Millisecond
+
+// minRegistryTTL keeps the registry's heartbeat (a third of it) and its
+// expiry in whole milliseconds above zero.
+const minRegistryTTL = 3 * time.Millisecond
+
+// Validate reports the first flag value the server cannot run with, naming
+// the flag. Values that would only crash a background loop later (a ticker of
+// zero) are refused here, at start-up.
+func (c Config) Validate() error {
+	if c.SweepInterval <= 0 {
+		return fmt.Errorf("--sweep-interval must be > 0, not %v", c.SweepInterval)
+	}
+	if c.FlushInterval <= 0 {
+		return fmt.Errorf("--flush-interval must be > 0, not %v", c.FlushInterval)
+	}
+	if c.FlushPhases < 1 {
+		return fmt.Errorf("--flush-phases must be >= 1, not %d", c.FlushPhases)
+	}
+	if c.FlushInterval/time.Duration(c.FlushPhases) < minFlushTick {
+		return fmt.Errorf("--flush-interval %v in --flush-phases %d ticks: each tick must be at least %v (fewer phases or a longer interval)", c.FlushInterval, c.FlushPhases, minFlushTick)
+	}
+	if c.RegistryTTL < minRegistryTTL {
+		return fmt.Errorf("--registry-ttl must be at least %v, not %v", minRegistryTTL, c.RegistryTTL)
+	}
+	return nil
+}
+
 // Run serves until ctx is cancelled, then drains: /readyz turns 503, the
 // listener closes, and in-flight requests get up to ShutdownTimeout to finish.
 // ready, when not nil, is called with the listening address once requests can
 // be served.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr string)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	hist, err := openHistory(ctx, cfg, log)
 	if err != nil {
 		return err
