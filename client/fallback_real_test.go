@@ -3,10 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -91,18 +88,10 @@ func TestForcedWebSocketUnauthenticatedEnds(t *testing.T) {
 // rejected reads leaderboard_live_connections_rejected_total from base.
 func rejected(t *testing.T, base string) float64 {
 	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v := metric(t, base, "leaderboard_live_connections_rejected_total")
+	if v == "" {
+		t.Fatal("no leaderboard_live_connections_rejected_total")
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "leaderboard_live_connections_rejected_total "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	t.Fatal("no leaderboard_live_connections_rejected_total")
-	return 0
+	f, _ := strconv.ParseFloat(v, 64)
+	return f
 }

@@ -39,6 +39,15 @@ func startOnRedis(t *testing.T, url, prefix string) string {
 
 func websockets(t *testing.T, base string) string {
 	t.Helper()
+	if v := metric(t, base, "leaderboard_live_websocket_connections"); v != "" {
+		return v
+	}
+	return "?"
+}
+
+// metric returns the value of one unlabelled metric in base's /metrics ("" when absent).
+func metric(t *testing.T, base, name string) string {
+	t.Helper()
 	res, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -46,11 +55,11 @@ func websockets(t *testing.T, base string) string {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "leaderboard_live_websocket_connections ") {
-			return strings.TrimPrefix(line, "leaderboard_live_websocket_connections ")
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
 		}
 	}
-	return "?"
+	return ""
 }
 
 // TestWatcherUsesTheRouter: with WithRouter, a watcher created against one

@@ -215,9 +215,9 @@ type claimsKey struct{}
 // admit applies the limits, then the route's access rule. It writes the
 // error and returns false when the request may not go on; when counted is
 // true the request holds an in-flight slot, which guard.release gives back.
-// The request it returns carries the verified claims (see submitter): the
-// handler must go by what was checked here, not verify the token again
-// later, when it may have expired.
+// For a submission, the request it returns carries the verified claims (see
+// submitter): the handler must go by what was checked here, not verify the
+// token again later, when it may have expired.
 func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (_ *http.Request, ok, counted bool) {
 	g := a.guard
 	if acc == accessOps {
@@ -267,6 +267,9 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (_ *http
 	if err := allowed(acc, claims, r); err != nil {
 		a.fail(w, r, err)
 		return r, false, counted
+	}
+	if acc != accessSubmit {
+		return r, true, counted // only submissions ask for the claims: no request copy for the others
 	}
 	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), true, counted
 }

@@ -206,33 +206,29 @@ type finalWindows struct {
 }
 
 func (w finalWindows) Page(ctx context.Context, board string, offset, limit int) (store.Page, error) {
-	p, err := w.live.Page(ctx, board, offset, limit)
-	if errors.Is(err, store.ErrBoardNotFound) {
-		return w.final.Page(ctx, board, offset, limit)
-	}
-	return p, err
+	return orFinal(func(src fanout.Source) (store.Page, error) { return src.Page(ctx, board, offset, limit) }, w)
 }
 
 func (w finalWindows) Around(ctx context.Context, board, participant string, limit int) (store.Page, error) {
-	p, err := w.live.Around(ctx, board, participant, limit)
-	if errors.Is(err, store.ErrBoardNotFound) {
-		return w.final.Around(ctx, board, participant, limit)
-	}
-	return p, err
+	return orFinal(func(src fanout.Source) (store.Page, error) { return src.Around(ctx, board, participant, limit) }, w)
 }
 
 func (w finalWindows) Participant(ctx context.Context, board, participant string, neighbors int) (store.ParticipantView, error) {
-	v, err := w.live.Participant(ctx, board, participant, neighbors)
-	if errors.Is(err, store.ErrBoardNotFound) {
-		return w.final.Participant(ctx, board, participant, neighbors)
-	}
-	return v, err
+	return orFinal(func(src fanout.Source) (store.ParticipantView, error) {
+		return src.Participant(ctx, board, participant, neighbors)
+	}, w)
 }
 
 func (w finalWindows) Stats(ctx context.Context, board string) (store.Stats, error) {
-	st, err := w.live.Stats(ctx, board)
+	return orFinal(func(src fanout.Source) (store.Stats, error) { return src.Stats(ctx, board) }, w)
+}
+
+// orFinal reads from the ranking store, and from the final rankings when the
+// store no longer has the leaderboard.
+func orFinal[T any](read func(fanout.Source) (T, error), w finalWindows) (T, error) {
+	v, err := read(w.live)
 	if errors.Is(err, store.ErrBoardNotFound) {
-		return w.final.Stats(ctx, board)
+		return read(w.final)
 	}
-	return st, err
+	return v, err
 }
