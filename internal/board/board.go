@@ -292,6 +292,19 @@ func (s *Service) lookup(id string) (meta, error) {
 	return c, nil
 }
 
+// AnnouncedStatus is leaderboard id's status as last told to OnStatus, or
+// "" for a leaderboard this process does not know. It reads memory only: the
+// fan-out calls it, with its own lock held, for a new viewer of a leaderboard
+// that is not active.
+func (s *Service) AnnouncedStatus(id string) Status {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if m, ok := s.boards[id]; ok {
+		return m.notified
+	}
+	return ""
+}
+
 // Get returns one leaderboard.
 func (s *Service) Get(ctx context.Context, id string) (Leaderboard, error) {
 	m, err := s.lookup(id)

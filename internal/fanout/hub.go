@@ -67,6 +67,11 @@ type Options struct {
 	// Phases splits each window into this many flush ticks; a subscription
 	// is flushed at one of them (default 4; 1 flushes everyone together).
 	Phases int
+	// Status returns a leaderboard's status as last announced through
+	// Hub.Status ("" when unknown). It is called with the board's lock held,
+	// so it must not block; a subscription to a leaderboard that is not
+	// active is told its status at once (nil: never).
+	Status func(board string) string
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -387,6 +392,14 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 	seg.subs[sub] = struct{}{}
 	first := []Frame{SubscribedFrame(id, spec.Kind.String(), seg.version, h.opts.Epoch), h.initial(bh, seg, sub, since, epoch)}
 	ok := sink.Send(first[0]) && sink.Send(first[1])
+	if ok && h.opts.Status != nil {
+		// Read under the board's lock, which Status takes to send a change:
+		// a change announced after this read reaches this subscription after
+		// this notice, so the last status a viewer gets is the current one.
+		if st := h.opts.Status(board); st != "" && st != "active" {
+			sink.Send(StatusFrame(st, seg.version)) // a full queue loses only this notice, as in Status
+		}
+	}
 	if !ok {
 		delete(seg.subs, sub)
 		sub.dropped = true

@@ -70,6 +70,7 @@ package fanout
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sort"
@@ -101,8 +102,15 @@ type RemoteOptions struct {
 	// subscriber after `subscribed` (default 64); a longer chain is replaced
 	// by a snapshot.
 	MaxCatchUp int
-	Logger     *slog.Logger
-	Now        func() time.Time // retention clock (default time.Now)
+	// Status returns a leaderboard's status as this process's copy of the
+	// leaderboard list has it ("" when unknown); it must not block. A
+	// subscription to a leaderboard that is not active is told its status at
+	// once: the last status frame this process received for the leaderboard
+	// when it has one (it is newer than the list, which a sweep refreshes),
+	// otherwise this. Nil: only the received one.
+	Status func(board string) string
+	Logger *slog.Logger
+	Now    func() time.Time // retention clock (default time.Now)
 }
 
 // ErrSnapshotUnavailable: no snapshot of the segment arrived within
@@ -121,10 +129,14 @@ type Remote struct {
 
 // remoteBoard is one watched leaderboard.
 type remoteBoard struct {
-	id    string
-	bh    *boardHub // only its mu is used: it guards segs and the board's subscriptions (Subscription.Dropped takes it)
-	segs  map[string]*remoteSeg
-	nsubs int // guarded by Remote.mu: subscriptions holding a registry count and the watch
+	id   string
+	bh   *boardHub // only its mu is used: it guards segs and the board's subscriptions (Subscription.Dropped takes it)
+	segs map[string]*remoteSeg
+	// status is the last status frame received (Type "" before one),
+	// guarded by bh.mu like segs.
+	status     Frame
+	statusName string
+	nsubs      int // guarded by Remote.mu: subscriptions holding a registry count and the watch
 
 	watchMu  sync.Mutex // serialises Watch/Unwatch of this board
 	watching bool
@@ -261,6 +273,9 @@ func (r *Remote) Subscribe(ctx context.Context, board, id string, spec Spec, sin
 			(seg.snapV >= *since || !checked)
 		if seg.ready && !ahead {
 			if frames, ok := r.initial(seg, sub, since, epoch); ok {
+				if f, ok := r.statusNow(rb, seg.version); ok {
+					frames = append(frames, f)
+				}
 				seg.subs[sub] = struct{}{}
 				sent := true
 				for _, f := range frames {
@@ -618,6 +633,12 @@ func (r *Remote) apply(rb *remoteBoard, seg *remoteSeg, f bus.Frame, dropped []*
 // Called with the board's lock held.
 func (r *Remote) status(rb *remoteBoard, f bus.Frame) {
 	fr := Frame{Type: "status", Version: f.Version, Body: f.Payload}
+	var m struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(f.Payload, &m) == nil {
+		rb.status, rb.statusName = fr, m.Status
+	}
 	seen := map[Sink]bool{}
 	for _, seg := range rb.segs {
 		for sub := range seg.subs {
@@ -627,6 +648,24 @@ func (r *Remote) status(rb *remoteBoard, f bus.Frame) {
 			}
 		}
 	}
+}
+
+// statusNow is the status notice a new subscription of rb gets: none when
+// the leaderboard is active (or its status unknown). Called with rb's lock
+// held, which status takes too, so a frame received later reaches the
+// subscription after this notice.
+func (r *Remote) statusNow(rb *remoteBoard, version uint64) (Frame, bool) {
+	if rb.status.Type != "" {
+		return rb.status, rb.statusName != "active"
+	}
+	if r.opts.Status == nil {
+		return Frame{}, false
+	}
+	st := r.opts.Status(rb.id)
+	if st == "" || st == "active" {
+		return Frame{}, false
+	}
+	return StatusFrame(st, version), true
 }
 
 // Unsubscribe removes a subscription; it is safe to call twice, and after

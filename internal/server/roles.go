@@ -183,10 +183,10 @@ func (c *cluster) close() {
 
 // remote is the gateway role's hub: a fanout.Remote fed by the frames topic.
 func (c *cluster) remote(ctx context.Context, rdb goredis.UniversalClient, cfg Config, epoch string, member *registry.Member,
-	exists func(context.Context, string) error) (*fanout.Remote, func(), error) {
+	exists func(context.Context, string) error, status func(string) string) (*fanout.Remote, func(), error) {
 	r := fanout.NewRemote(fanout.RemoteOptions{
 		Exists: exists, Snapshots: segsnap.New(rdb, cfg.RedisPrefix), Member: member,
-		Epoch: epoch, History: cfg.History, Logger: c.log,
+		Epoch: epoch, History: cfg.History, Status: status, Logger: c.log,
 	})
 	fc, err := bus.NewKafkaFrameConsumer(ctx, c.kcfg, r.HandleFrame, bus.FrameConsumerOptions{})
 	if err != nil {

@@ -277,7 +277,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		// store only (docs/SCALING.md).
 		log.Warn("leaderboards are shared with other API processes over this Redis only through a shared history store: --postgres-url, or one --data-dir on a shared directory; with --data-dir \"\" or a directory per process, each process knows only the leaderboards created through it", "data_dir", cfg.DataDir)
 	}
-	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, Phases: cfg.FlushPhases, History: cfg.History, Logger: log})
+	announced := func(board string) string { return string(svc.AnnouncedStatus(board)) }
+	hub = fanout.New(svc.Reader(), fanout.Options{Epoch: st.Epoch(), FlushInterval: cfg.FlushInterval, Phases: cfg.FlushPhases, History: cfg.History,
+		Status: announced, Logger: log})
 	sink.hub = hub
 	acc, err := setupAccess(cfg)
 	if err != nil {
@@ -310,7 +312,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		remote, closeFrames, err := cl.remote(ctx, rdb, cfg, st.Epoch(), member, func(ctx context.Context, board string) error {
 			_, err := svc.Reader().Stats(ctx, board)
 			return err
-		})
+		}, announced)
 		if err != nil {
 			return err
 		}

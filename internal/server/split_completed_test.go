@@ -14,10 +14,10 @@ import (
 // TestSplitCompletedBoardNewWindow: in one process a window of a
 // completed leaderboard can still be watched (TestStatusOnCompletion in
 // package gateway: a late subscribe gets its snapshot, from the final
-// rankings). Split over Kafka, a viewer of a completed board gets status
-// completed, but a window no viewer watched when it completed is never
-// computed: the fan-out reads the ranking store, which no longer has the
-// board, so the gateway answers the late subscribe with an error.
+// rankings). Split over Kafka too: a viewer of a completed board gets status
+// completed, and a window no viewer watched when it completed is computed
+// from the final rankings (the ranking store no longer has the board); the
+// late viewer is told the status as well.
 func TestSplitCompletedBoardNewWindow(t *testing.T) {
 	url := redisURLForTest(t)
 	prefix := redistest.Prefix(t, "lbsplitdone")
@@ -86,6 +86,18 @@ func TestSplitCompletedBoardNewWindow(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("late snapshot %v, final rankings %v", got, want)
 			}
+			// And it is told the leaderboard completed (from the status
+			// frame this gateway received, or its leaderboard list).
+			waitFor(t, "the late viewer's status completed", func() bool {
+				late.mu.Lock()
+				defer late.mu.Unlock()
+				for _, m := range late.msgs {
+					if m["type"] == "status" && m["status"] == "completed" {
+						return true
+					}
+				}
+				return false
+			})
 			return
 		}
 		if time.Now().After(deadline) {
