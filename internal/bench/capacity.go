@@ -8,6 +8,9 @@ import (
 	"text/tabwriter"
 )
 
+// capacitySummary is the mode's line in "leaderboard bench -h".
+const capacitySummary = "the sizing formula of docs/SCALING.md: nodes per tier for --viewers and --updates (no load, nothing contacted)"
+
 // capacityMain is "leaderboard bench capacity": the sizing formula of
 // docs/SCALING.md as a calculator. Every per-node figure is a flag whose
 // default was measured on the project's 2-core machine (docs/BENCHMARKS.md);
@@ -35,8 +38,14 @@ func capacityMain(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.KafkaPartitionMBps, "kafka-partition-mbps", 10, "MB/s one Kafka partition carries comfortably")
 	fs.Float64Var(&c.HistoryEventsPerSec, "history-events-per-sec", 100_000, "audit events/s one PostgreSQL primary takes by COPY (measured)")
 	fs.Float64Var(&c.Utilization, "utilization", 0.6, "target utilisation of every node (headroom for bursts and failures)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: leaderboard bench capacity [flags]\n\n%s.\n\n", capacitySummary)
+		fmt.Fprintf(w, "Flags (each also read from %s_<FLAG> when not given, e.g. %s):\n", envPrefix, envName("viewers"))
+		fs.PrintDefaults()
+	}
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	writeCapacity(stdout, c.plan())
 	return 0

@@ -51,3 +51,39 @@ func TestCapacityFormula(t *testing.T) {
 		t.Fatalf("bad flag: code %d", code)
 	}
 }
+
+// TestCapacityFlagsFromEnvironment: capacity is a bench mode like the others,
+// so its flags come from LEADERBOARD_BENCH_<FLAG> too ("leaderboard bench -h"
+// and the README say every flag does), -h is not an error, and the usage
+// lists it among the modes.
+func TestCapacityFlagsFromEnvironment(t *testing.T) {
+	plan := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := Main(append([]string{"capacity"}, args...), &out, &errb); code != 0 {
+			t.Fatalf("capacity %q: exit %d, stderr %q", args, code, errb.String())
+		}
+		return out.String()
+	}
+	want := plan("--viewers", "20000000")
+	t.Setenv("LEADERBOARD_BENCH_VIEWERS", "20000000")
+	if got := plan(); got != want {
+		t.Errorf("LEADERBOARD_BENCH_VIEWERS=20000000 not applied:\n%s\nwant\n%s", got, want)
+	}
+	if got := plan("--viewers", "10000000"); got == want {
+		t.Errorf("the command line must win over the environment")
+	}
+	t.Setenv("LEADERBOARD_BENCH_VIEWERS", "many")
+	if code := Main([]string{"capacity"}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Errorf("bad LEADERBOARD_BENCH_VIEWERS: exit %d, want 2", code)
+	}
+	var out, errb bytes.Buffer
+	if code := Main([]string{"capacity", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "gateway-frame-us") {
+		t.Errorf("capacity -h: exit %d, stderr %q", code, errb.String())
+	}
+	out.Reset()
+	Main([]string{"-h"}, &out, &errb)
+	if !strings.Contains(out.String(), "\n  capacity  ") {
+		t.Errorf("bench -h does not list the capacity mode:\n%s", out.String())
+	}
+}

@@ -148,8 +148,9 @@ Load tool for the leaderboard HTTP API.
 Modes:
 `)
 	for _, m := range modeOrder {
-		fmt.Fprintf(w, "  %-8s %s\n", m, modeSummary[m])
+		fmt.Fprintf(w, "  %-9s %s\n", m, modeSummary[m])
 	}
+	fmt.Fprintf(w, "  %-9s %s\n", "capacity", capacitySummary)
 	fmt.Fprintf(w, `
 With --rate > 0 the load is open loop: requests leave on a fixed schedule spread over the
 connections and latency is measured from the intended send time (coordinated omission corrected).

@@ -299,6 +299,11 @@ func TestFirstStartCreatesSecret(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("secret file: %v %v", fi, err)
 	}
+	// The directory holding the secret is the server's own (docs/API.md, "Secret"),
+	// whichever of the database and the secret created it.
+	if di, err := os.Stat(cfg.DataDir); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("data directory: %v %v, want mode 0700", di.Mode().Perm(), err)
+	}
 	m := regexp.MustCompile(`TOKEN=(\S+)`).FindStringSubmatch(console.String())
 	if m == nil || !strings.Contains(console.String(), "curl ") || !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), m[1]) {
 		t.Fatalf("no admin token printed:\nconsole: %s\nlog: %s", console.String(), log.String())

@@ -108,7 +108,9 @@ func OpenDir(ctx context.Context, dir string) (*Store, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		// 0700: the directory also holds the auth secret (auth.LoadOrCreateSecret
+		// would create it so), and the audit log is the server's own.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("data directory %s: cannot create it: %w", dir, err)
 		}
 	case err != nil:
