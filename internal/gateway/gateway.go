@@ -271,6 +271,9 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	if !g.originAllowed(r) {
 		return &board.Error{Code: CodePermissionDenied, Message: "origin " + r.Header.Get("Origin") + " may not open live connections"}
 	}
+	if err := handshakeError(r); err != nil {
+		return err
+	}
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
@@ -311,6 +314,22 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	g.mu.Unlock()
 	g.stats.wsTotal.Add(1)
 	go ws.ReadLoop()
+	return nil
+}
+
+// handshakeError refuses, as the contract's JSON 400, a request that is no
+// WebSocket handshake (a plain GET or a HEAD), with the checks gws makes.
+// After the hijack only gws could refuse it: in plain text, with the
+// request counted as a 101 in the metrics, and a live slot taken meanwhile.
+func handshakeError(r *http.Request) error {
+	h := r.Header
+	if r.Method != http.MethodGet || !strings.EqualFold(h.Get("Upgrade"), "websocket") ||
+		!strings.Contains(strings.ToLower(h.Get("Connection")), "upgrade") || h.Get("Sec-WebSocket-Key") == "" {
+		return board.Invalid("this route takes a WebSocket handshake (GET with Upgrade: websocket, Connection: Upgrade and Sec-WebSocket-Key); without WebSocket, use .../stream (SSE) or .../updates (long poll)")
+	}
+	if h.Get("Sec-WebSocket-Version") != "13" {
+		return board.Invalid("Sec-WebSocket-Version must be 13")
+	}
 	return nil
 }
 

@@ -104,6 +104,14 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
+	if r.Method == http.MethodHead {
+		// A HEAD has no body: answer the stream's headers and end. Holding
+		// the stream open would count a stream nobody reads and leave the
+		// client's keep-alive connection stuck behind it.
+		sseHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	if err := g.acquire(); err != nil {
 		return err
 	}
@@ -123,10 +131,7 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 	g.stats.sseActive.Add(1)
 	defer g.stats.sseActive.Add(-1)
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // tell proxies not to buffer the stream
+	sseHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 4096)
 	ping := time.NewTicker(g.opts.PingInterval)
@@ -214,6 +219,13 @@ func (g *Gateway) ServeSSE(w http.ResponseWriter, r *http.Request, boardID strin
 			}
 		}
 	}
+}
+
+// sseHeaders are the headers of an SSE stream.
+func sseHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // tell proxies not to buffer the stream
 }
 
 // pollTimeout reads a long poll's timeout_ms: 1 to 60000, default 25 s.

@@ -366,11 +366,15 @@ func (s *Store) Stats(_ context.Context, id string) (store.Stats, error) {
 }
 
 // Totals returns the number of leaderboards and of participants over all of
-// them, for metrics.
+// them, for metrics. A sealed (completed) board's participants are not
+// counted: the metric is about live leaderboards, and without history a
+// completed board stays here rather than leave memory as it does with it.
 func (s *Store) Totals() (boards, participants int64) {
 	for _, b := range *s.boards.Load() {
 		b.mu.RLock()
-		participants += int64(b.r.Len())
+		if !b.sealed {
+			participants += int64(b.r.Len())
+		}
 		b.mu.RUnlock()
 		boards++
 	}
