@@ -49,7 +49,11 @@ type State struct {
 	// Entries are in rank order, ranks Offset+1 .. Offset+Size.
 	Entries     []Entry
 	Participant *LiveParticipant
-	// Status is the last "status" message received, nil if none.
+	// Status is the last "status" message received, nil if none. The server
+	// sends one when the leaderboard's status changes and right after the
+	// snapshot of a leaderboard that is not active, so nil means active. Long
+	// polling carries no status: a watcher that fell back to it keeps the
+	// last one it had.
 	Status *LiveStatus
 }
 
