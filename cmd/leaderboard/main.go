@@ -127,6 +127,16 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "leaderboard serve: --log-level:", err)
 		return 2
 	}
+	if *logFormat != "text" && *logFormat != "json" {
+		fmt.Fprintf(stderr, "leaderboard serve: --log-format must be text or json, not %q\n", *logFormat)
+		return 2
+	}
+	// A value no part of the server can take is a usage error, before
+	// anything opens (Run checks again, for callers of the package).
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "leaderboard serve:", err)
+		return 2
+	}
 	hopts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
 	if *logFormat == "json" {

@@ -33,6 +33,19 @@ func TestCommands(t *testing.T) {
 	if code := run([]string{"bench", "nomode"}, &out, &errb); code != 2 {
 		t.Fatalf("bad bench mode: %d", code)
 	}
+	os.Unsetenv("LEADERBOARD_SUBMIT_RATE")
+	// Values that used to mean something other than they read (a format
+	// taken as text, a 0 taken as the default) are usage errors naming the
+	// flag; nothing is started.
+	for _, args := range [][]string{
+		{"--log-format", "JSON"}, {"--max-connections", "0"}, {"--send-queue", "-1"}, {"--ping-interval", "0s"},
+		{"--history-retention", "50s"}, {"--ip-rate", "-5"},
+	} {
+		errb.Reset()
+		if code := run(append([]string{"serve", "--data-dir", ""}, args...), &out, &errb); code != 2 || !strings.Contains(errb.String(), args[0]) {
+			t.Fatalf("serve %q: exit %d, stderr %q; want 2 naming the flag", args, code, errb.String())
+		}
+	}
 }
 
 // TestTokenCommand: `leaderboard token` mints tokens the server accepts, from

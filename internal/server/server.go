@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -213,6 +214,54 @@ func (c Config) Validate() error {
 	}
 	if c.RegistryTTL < minRegistryTTL {
 		return fmt.Errorf("--registry-ttl must be at least %v, not %v", minRegistryTTL, c.RegistryTTL)
+	}
+	// The parts these configure take zero as "my default", which is not what
+	// a 0 on the command line says (--max-connections 0 would be a cap of
+	// 10,000, not "no cap", while --max-inflight 0 is no cap): refused, so
+	// that no value means something other than it reads.
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--ping-interval", c.PingInterval}, {"--heartbeat-timeout", c.HeartbeatTimeout}, {"--history", c.History},
+		{"--history-flush-interval", c.HistoryFlushInterval}, {"--snapshot-interval", c.SnapshotInterval},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be > 0, not %v", d.flag, d.v)
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int64
+	}{
+		{"--max-connections", int64(c.MaxConnections)}, {"--max-subscriptions", int64(c.MaxSubscriptions)},
+		{"--send-queue", int64(c.SendQueue)}, {"--history-queue", int64(c.HistoryQueue)},
+		{"--kafka-partitions", int64(c.KafkaPartitions)}, {"--outbox-max-len", c.OutboxMaxLen},
+	} {
+		if n.v < 1 {
+			return fmt.Errorf("%s must be at least 1, not %d", n.flag, n.v)
+		}
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{
+		{"--submit-rate", c.SubmitRate}, {"--ip-rate", c.IPRate}, {"--upgrade-rate", c.UpgradeRate},
+		{"--ws-message-rate", c.WSMessageRate}, {"--demo-rate", c.DemoRate},
+		{"--write-queue", float64(c.WriteQueue)}, {"--max-inflight", float64(c.MaxInflight)},
+	} {
+		if r.v < 0 || math.IsNaN(r.v) {
+			return fmt.Errorf("%s must be >= 0 (0: off), not %v", r.flag, r.v)
+		}
+	}
+	if c.HistoryRetention < 0 {
+		return fmt.Errorf("--history-retention must be >= 0 (0: keep forever), not %v", c.HistoryRetention)
+	}
+	if c.HistoryRetention > 0 && c.HistoryRetention < 2*c.SnapshotInterval {
+		// Recovery replays the audit log from each leaderboard's last
+		// snapshot: a retention this short could drop events no snapshot
+		// holds yet.
+		return fmt.Errorf("--history-retention %v must be 0 (forever) or at least twice --snapshot-interval (%v)", c.HistoryRetention, c.SnapshotInterval)
 	}
 	return nil
 }
