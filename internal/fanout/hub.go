@@ -155,6 +155,11 @@ type boardHub struct {
 	// byPhase lists, per phase, the segments installed in that phase of a
 	// group in segments: a tick looks at its phase's segments only.
 	byPhase [][]*segment
+	// idleSince is when the board last had no segment; zero while it has
+	// some. gone is set when the hub forgot the board (see forgetIdle): a
+	// Subscribe holding it starts again on a new one.
+	idleSince time.Time
+	gone      bool
 }
 
 // bucket is the union of rank ranges changed by versions from..to.
@@ -353,7 +358,9 @@ func (h *Hub) Subscribe(ctx context.Context, board, id string, spec Spec, since 
 	}
 	bh.mu.Lock()
 	grp = bh.segments[key] // may have been replaced by a concurrent unsubscribe + subscribe
-	if grp == nil {
+	if grp == nil || bh.gone {
+		// Or the board was forgotten meanwhile (idle): start again on the
+		// hub's current state of it.
 		bh.mu.Unlock()
 		return h.Subscribe(ctx, board, id, spec, since, epoch, sink, onDrop)
 	}
@@ -573,6 +580,9 @@ func (h *Hub) dropEmpty(bh *boardHub, seg *segment) {
 	}
 	if bh.segments[grp.key] == grp {
 		delete(bh.segments, grp.key)
+		if len(bh.segments) == 0 {
+			bh.idleSince = h.opts.Now()
+		}
 		for _, s := range grp.phases {
 			if s != nil {
 				bh.unindex(s)
@@ -680,7 +690,39 @@ func (h *Hub) flush(ctx context.Context, phase int) {
 	now := h.opts.Now()
 	for _, bh := range boards {
 		h.flushBoard(ctx, bh, now, phase)
+		h.forgetIdle(bh, now)
 	}
+}
+
+// forgetIdle drops a leaderboard that has had no segment for longer than
+// the history window. Without it the hub kept every leaderboard ever
+// watched (completed and dropped ones included): each flush walked them all
+// and every change was logged for nobody. A viewer resuming after that gets
+// a snapshot instead of a catch-up, the contract's answer to a gap the
+// server no longer covers. Lock order: Hub.mu before boardHub.mu (nothing
+// takes them the other way round).
+func (h *Hub) forgetIdle(bh *boardHub, now time.Time) {
+	bh.mu.Lock()
+	idle := len(bh.segments) == 0
+	switch {
+	case !idle:
+		bh.idleSince = time.Time{}
+	case bh.idleSince.IsZero():
+		bh.idleSince = now
+	}
+	expired := idle && now.Sub(bh.idleSince) > h.opts.History
+	bh.mu.Unlock()
+	if !expired {
+		return
+	}
+	h.mu.Lock()
+	bh.mu.Lock()
+	if len(bh.segments) == 0 && h.boards[bh.id] == bh {
+		delete(h.boards, bh.id)
+		bh.gone = true
+	}
+	bh.mu.Unlock()
+	h.mu.Unlock()
 }
 
 func (h *Hub) flushBoard(ctx context.Context, bh *boardHub, now time.Time, phase int) {

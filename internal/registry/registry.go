@@ -131,6 +131,10 @@ for i = 4, #ARGV do
 end
 local swept = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if added > 0 or swept > 0 then changed() end
+-- The set expires with its last pair: expired pairs are only swept when
+-- someone reads or writes the leaderboard again, which after a gateway's
+-- crash on a leaderboard that ended may never happen.
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return added`)
 
 // KEYS: seg, ver. ARGV: unused, channel, board, members...

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"ParticipantEventsNewestFirst", testParticipantEvents},
 		{"Snapshots", testSnapshots},
 		{"Finalize", testFinalize},
+		{"FinalizeDropsSnapshot", testFinalizeDropsSnapshot},
 		{"FinalizeLarge", testFinalizeLarge},
 		{"Results", testResults},
 		{"Profiles", testProfiles},
@@ -360,6 +361,51 @@ func testFinalize(t *testing.T, h history.Store) {
 	equalBoards(t, boardByID(t, h, "g"), live)
 	if page, _ := h.FinalPage(ctx, "g", 0, 100); len(page) != 0 {
 		t.Fatalf("failed finalize left %d final entries", len(page))
+	}
+}
+
+// testFinalizeDropsSnapshot: a completed leaderboard's live snapshot is of
+// no more use (the final ranking replaces it, and recovery skips completed
+// boards), so Finalize deletes it, and a snapshot that reaches the store
+// after the completion (the writer's snapshot round read the board while it
+// was being finalized) is not kept. Otherwise every completed leaderboard
+// would leave its last snapshot, as large as its ranking, for good.
+func testFinalizeDropsSnapshot(t *testing.T, h history.Store) {
+	ctx := context.Background()
+	entries := ranked(50, "s")
+	snap := func(v uint64) history.Snapshot {
+		return history.Snapshot{Board: "fs", Version: v, TakenAt: ms(time.Now()), Data: history.EncodeSnapshot(entries)}
+	}
+	if err := h.PutBoard(ctx, sampleBoard("fs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Write(ctx, history.Batch{Snapshots: []history.Snapshot{snap(10)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Snapshot(ctx, "fs"); err != nil {
+		t.Fatalf("snapshot of a live board: %v", err)
+	}
+	finalize(t, h, "fs", entries, time.Now())
+	if _, err := h.Snapshot(ctx, "fs"); !errors.Is(err, history.ErrNotFound) {
+		t.Fatalf("snapshot after finalize: %v, want ErrNotFound", err)
+	}
+	if err := h.Write(ctx, history.Batch{Events: []history.Event{event("fs", 1, "a", 0, 1, false)}, Snapshots: []history.Snapshot{snap(20)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Snapshot(ctx, "fs"); !errors.Is(err, history.ErrNotFound) {
+		t.Fatalf("snapshot written after finalize: %v, want ErrNotFound", err)
+	}
+	// A live board's snapshots are written as before.
+	if err := h.PutBoard(ctx, sampleBoard("live")); err != nil {
+		t.Fatal(err)
+	}
+	live := snap(5)
+	live.Board = "live"
+	if err := h.Write(ctx, history.Batch{Snapshots: []history.Snapshot{live}}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := h.Snapshot(ctx, "live"); err != nil || s.Version != 5 {
+		t.Fatalf("live snapshot v%d, %v; want v5", s.Version, err)
 	}
 }
 

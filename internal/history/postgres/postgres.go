@@ -393,8 +393,11 @@ WHERE m.leaderboard_id = x.leaderboard_id AND m.version < x.version`, marks.boar
 			if data == nil {
 				data = []byte{}
 			}
+			// Not for a completed board: Finalize deleted its snapshot, and
+			// one taken while it was being finalized would otherwise stay.
 			batch.Queue(`
-INSERT INTO snapshots (leaderboard_id, version, taken_at, data) VALUES ($1, $2, $3, $4)
+INSERT INTO snapshots (leaderboard_id, version, taken_at, data) SELECT $1, $2, $3, $4
+WHERE NOT EXISTS (SELECT 1 FROM leaderboards WHERE id = $1 AND completed)
 ON CONFLICT (leaderboard_id) DO UPDATE SET version = excluded.version, taken_at = excluded.taken_at, data = excluded.data
 WHERE excluded.version >= snapshots.version`, sn.Board, v, sn.TakenAt, data)
 		}
@@ -536,6 +539,13 @@ func (s *Store) Finalize(ctx context.Context, b history.Board, entries iter.Seq2
 		}
 		_, err = tx.Exec(ctx, `UPDATE leaderboards SET completed = true, finalized_at = $2, final_version = $3, final_total = $4
 WHERE id = $1`, b.ID, nullTime(b.FinalizedAt), finalVersion, b.FinalTotal)
+		if err != nil {
+			return err
+		}
+		// The live snapshot is of no more use: the final ranking replaces
+		// it (recovery skips completed boards). Left, every completed
+		// leaderboard would keep one, as large as its ranking, for good.
+		_, err = tx.Exec(ctx, `DELETE FROM snapshots WHERE leaderboard_id = $1`, b.ID)
 		return err
 	})
 	if err != nil {

@@ -296,11 +296,14 @@ func (s *Store) Write(ctx context.Context, batch history.Batch) error {
 		}
 	}
 	for _, snap := range batch.Snapshots {
+		// Not for a completed board: Finalize deleted its snapshot, and one
+		// taken while it was being finalized would otherwise stay for good.
 		if _, err := tx.ExecContext(ctx, `
-INSERT INTO snapshots (leaderboard_id, version, taken_at, data) VALUES (?, ?, ?, ?)
+INSERT INTO snapshots (leaderboard_id, version, taken_at, data) SELECT ?, ?, ?, ?
+WHERE NOT EXISTS (SELECT 1 FROM leaderboards WHERE id = ? AND completed = 1)
 ON CONFLICT (leaderboard_id) DO UPDATE SET version = excluded.version, taken_at = excluded.taken_at, data = excluded.data
 WHERE excluded.version >= snapshots.version`,
-			snap.Board, int64(snap.Version), snap.TakenAt.UnixMilli(), snap.Data); err != nil {
+			snap.Board, int64(snap.Version), snap.TakenAt.UnixMilli(), snap.Data, snap.Board); err != nil {
 			return fmt.Errorf("write snapshot of %s: %w", snap.Board, err)
 		}
 	}
