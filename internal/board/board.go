@@ -153,6 +153,9 @@ type Service struct {
 	names     sync.Map // participant id -> display name
 	nameCount atomic.Int64
 	namesGen  atomic.Uint64 // bumped on every display name change
+	// profilesAt is the newest profile update time seen (restore, then the
+	// sweep's reads of what other processes wrote); guarded by refreshMu.
+	profilesAt time.Time
 }
 
 // New returns a service over st.
@@ -547,6 +550,9 @@ func (s *Service) complete(ctx context.Context, id string) error {
 func (s *Service) Sweep(ctx context.Context) {
 	if s.shared {
 		s.refresh(ctx)
+		if s.hs != nil {
+			s.refreshProfiles(ctx)
+		}
 	}
 	now := s.now()
 	var due, changed []string

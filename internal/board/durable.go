@@ -104,12 +104,51 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 		s.boards[b.ID] = m
 		s.mu.Unlock()
 	}
-	err = s.hs.Profiles(ctx, func(p history.Profile) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	err = s.hs.Profiles(ctx, time.Time{}, func(p history.Profile) error {
 		s.setName(p.ParticipantID, p.DisplayName)
+		s.profilesAt = latest(s.profilesAt, p.UpdatedAt)
 		rs.Profiles++
 		return nil
 	})
 	return rs, err
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// profileLookback is how far before the newest profile update seen the
+// sweep reads again. A profile's time is its writer's clock, taken before
+// its write commits: a write that commits late, or comes from a process
+// whose clock is a little behind, carries a time older than the newest one
+// seen, and a read from exactly that time would miss it for good.
+const profileLookback = 10 * time.Second
+
+// refreshProfiles learns the display names other processes sharing the
+// history store have set since the last look (a sweep calls it), so that a
+// PUT /v1/participants/{pid} through one API process shows in every
+// process's rankings within a sweep, not after their restart.
+func (s *Service) refreshProfiles(ctx context.Context) {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	var since time.Time
+	if !s.profilesAt.IsZero() {
+		since = s.profilesAt.Add(-profileLookback)
+	}
+	newest := s.profilesAt
+	err := s.hs.Profiles(ctx, since, func(p history.Profile) error {
+		s.setName(p.ParticipantID, p.DisplayName)
+		newest = latest(newest, p.UpdatedAt)
+		return nil
+	})
+	if err == nil {
+		s.profilesAt = newest // on an error the next sweep reads from the same time again
+	}
 }
 
 // archive writes a sealed leaderboard's final ranking: the audit log first
@@ -304,8 +343,15 @@ func (r Reader) Stats(ctx context.Context, board string) (store.Stats, error) {
 
 // ---- profiles and display names ----
 
+// setName sets a participant's display name. Setting the name it has
+// already changes nothing (the sweep's re-reads of recent profiles would
+// otherwise make every cached body stale at each sweep).
 func (s *Service) setName(participant, name string) {
-	if _, loaded := s.names.Swap(participant, name); !loaded {
+	old, loaded := s.names.Swap(participant, name)
+	if loaded && old.(string) == name {
+		return
+	}
+	if !loaded {
 		s.nameCount.Add(1)
 	}
 	s.namesGen.Add(1)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"time"
 
 	"github.com/lbhq/leaderboard/internal/bus"
 	"github.com/lbhq/leaderboard/internal/history"
@@ -173,8 +174,8 @@ func (g *guardedHistory) Profile(ctx context.Context, participant string) (p his
 	return p, err
 }
 
-func (g *guardedHistory) Profiles(ctx context.Context, fn func(history.Profile) error) error {
-	return g.do(ctx, func(ctx context.Context) error { return g.hs.Profiles(ctx, fn) })
+func (g *guardedHistory) Profiles(ctx context.Context, since time.Time, fn func(history.Profile) error) error {
+	return g.do(ctx, func(ctx context.Context) error { return g.hs.Profiles(ctx, since, fn) })
 }
 
 func (g *guardedHistory) State(ctx context.Context) (s history.State, err error) {

@@ -136,8 +136,10 @@ type Store interface {
 	PutProfile(ctx context.Context, p Profile) error
 	// Profile reads one profile, or ErrNotFound.
 	Profile(ctx context.Context, participant string) (Profile, error)
-	// Profiles yields every profile (to warm the display-name cache).
-	Profiles(ctx context.Context, fn func(Profile) error) error
+	// Profiles yields every profile updated at or after since (the zero
+	// time: all of them): all to warm the display-name cache at start, the
+	// recent ones to learn of profiles other processes wrote.
+	Profiles(ctx context.Context, since time.Time, fn func(Profile) error) error
 
 	// State reads the server's state; a new store returns the zero State.
 	State(ctx context.Context) (State, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -121,5 +122,62 @@ func TestPauseHoldsAtOnceInEveryProcess(t *testing.T) {
 	}
 	if st, code := errorCode(t, "POST", b+"/v1/leaderboards/p/scores", `{"participant_id":"x","score":3}`); st != 200 {
 		t.Fatalf("submission on B after A resumed the board: %d %s, want 200", st, code)
+	}
+}
+
+// TestProfileReachesOtherProcessesRankings: a display name set through A
+// shows in B's rankings (top-N and participant reads) within a sweep, not
+// only after B restarts; a rename through B reaches A the same way.
+func TestProfileReachesOtherProcessesRankings(t *testing.T) {
+	a, b := twoAPIProcesses(t)
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards", `{"leaderboard_id":"names","name":"N"}`, nil); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	for i := range 3 {
+		if st := jsonCall(t, "POST", a+"/v1/leaderboards/names/scores", fmt.Sprintf(`{"participant_id":"p%d","score":%d}`, i, 10+i), nil); st != 200 {
+			t.Fatalf("submit: %d", st)
+		}
+	}
+	nameIn := func(base, pid string) string {
+		var body struct {
+			Entries []struct {
+				ParticipantID string `json:"participant_id"`
+				DisplayName   string `json:"display_name"`
+			} `json:"entries"`
+		}
+		if st := jsonCall(t, "GET", base+"/v1/leaderboards/names/rankings?limit=10", "", &body); st != 200 {
+			t.Fatalf("rankings: %d", st)
+		}
+		for _, e := range body.Entries {
+			if e.ParticipantID == pid {
+				return e.DisplayName
+			}
+		}
+		return ""
+	}
+	if got := nameIn(b, "p1"); got != "" {
+		t.Fatalf("p1 has name %q before any profile", got)
+	}
+	if st := jsonCall(t, "PUT", a+"/v1/participants/p1", `{"display_name":"Ada"}`, nil); st != 200 {
+		t.Fatalf("put profile: %d", st)
+	}
+	waitFor(t, "B's rankings to show A's profile", func() bool { return nameIn(b, "p1") == "Ada" })
+	if st := jsonCall(t, "PUT", b+"/v1/participants/p1", `{"display_name":"Ada L."}`, nil); st != 200 {
+		t.Fatalf("put profile: %d", st)
+	}
+	waitFor(t, "A's rankings to show B's rename", func() bool { return nameIn(a, "p1") == "Ada L." })
+	var p struct {
+		Neighbors []struct {
+			ParticipantID string `json:"participant_id"`
+			DisplayName   string `json:"display_name"`
+		} `json:"neighbors"`
+	}
+	if st := jsonCall(t, "GET", a+"/v1/leaderboards/names/participants/p0?neighbors=2", "", &p); st != 200 || len(p.Neighbors) == 0 {
+		t.Fatalf("A's participant read: %d %+v", st, p)
+	}
+	for _, n := range p.Neighbors {
+		if n.ParticipantID == "p1" && n.DisplayName != "Ada L." {
+			t.Fatalf("A's participant read shows p1 as %q", n.DisplayName)
+		}
 	}
 }

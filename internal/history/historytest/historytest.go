@@ -496,11 +496,26 @@ func testProfiles(t *testing.T, h history.Store) {
 		t.Fatalf("metadata %s: %v", got.Metadata, err)
 	}
 	seen := map[string]string{}
-	if err := h.Profiles(ctx, func(p history.Profile) error { seen[p.ParticipantID] = p.DisplayName; return nil }); err != nil {
+	if err := h.Profiles(ctx, time.Time{}, func(p history.Profile) error { seen[p.ParticipantID] = p.DisplayName; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) != 2 || seen["p1"] != "Ada L." || seen["p2"] != "Bo" {
 		t.Fatalf("profiles %v", seen)
+	}
+	// Since a time: the profiles updated at or after it, and no other.
+	base := ms(time.Now().Add(time.Hour))
+	for i, id := range []string{"p3", "p4", "p5"} {
+		if err := h.PutProfile(ctx, history.Profile{ParticipantID: id, DisplayName: id, UpdatedAt: base.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recent []string
+	if err := h.Profiles(ctx, base.Add(time.Second), func(p history.Profile) error { recent = append(recent, p.ParticipantID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(recent)
+	if !slices.Equal(recent, []string{"p4", "p5"}) {
+		t.Fatalf("profiles since %v: %v, want p4 p5", base.Add(time.Second), recent)
 	}
 }
 

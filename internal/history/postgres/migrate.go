@@ -112,6 +112,9 @@ ALTER TABLE participants ALTER COLUMN metadata DROP DEFAULT;
 ALTER TABLE participants ALTER COLUMN metadata TYPE json USING metadata::json;
 ALTER TABLE participants ALTER COLUMN metadata SET DEFAULT '{}';
 `,
+	// 4: processes sharing the database read the profiles changed since
+	// their last look (Profiles with a since).
+	`CREATE INDEX participants_updated ON participants (updated_at);`,
 }
 
 // lockSQL takes the transaction-scoped advisory lock that serialises schema

@@ -728,9 +728,13 @@ func (s *Store) Profile(ctx context.Context, participant string) (history.Profil
 	return p, nil
 }
 
-// Profiles yields every profile.
-func (s *Store) Profiles(ctx context.Context, fn func(history.Profile) error) error {
-	rows, err := s.pool.Query(ctx, profileSelect+`ORDER BY participant_id`)
+// Profiles yields every profile updated at or after since (zero: all).
+func (s *Store) Profiles(ctx context.Context, since time.Time, fn func(history.Profile) error) error {
+	q, args := profileSelect+`ORDER BY participant_id`, []any(nil)
+	if !since.IsZero() {
+		q, args = profileSelect+`WHERE updated_at >= $1 ORDER BY participant_id`, []any{since}
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("postgres history: profiles: %w", err)
 	}

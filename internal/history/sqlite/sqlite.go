@@ -92,6 +92,9 @@ CREATE TABLE server_state (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );`,
+	// 2: processes sharing the database read the profiles changed since
+	// their last look (Profiles with a since).
+	2: `CREATE INDEX participants_updated ON participants (updated_at);`,
 }
 
 // Store is the SQLite history store.
@@ -630,8 +633,12 @@ func (s *Store) Profile(ctx context.Context, participant string) (history.Profil
 }
 
 // Profiles implements history.Store.
-func (s *Store) Profiles(ctx context.Context, fn func(history.Profile) error) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+profileColumns+` FROM participants`)
+func (s *Store) Profiles(ctx context.Context, since time.Time, fn func(history.Profile) error) error {
+	q, args := `SELECT `+profileColumns+` FROM participants`, []any(nil)
+	if !since.IsZero() {
+		q, args = q+` WHERE updated_at >= ?`, []any{since.UnixMilli()}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("read profiles: %w", err)
 	}
