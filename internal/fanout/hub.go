@@ -147,6 +147,12 @@ type boardHub struct {
 	hist      []bucket // closed buckets, oldest first
 	histStart uint64   // every change with a version above this is in open or hist
 	histKnown bool
+	// through: every change up to this version has reached the log (or
+	// predates histStart). A store may publish a change after a read has
+	// seen it (the Redis store publishes once its script returned), so a
+	// window can be at a version the log does not reach yet; a catch-up to
+	// it built from the log would leave out that change's positions.
+	through uint64
 
 	mu       sync.Mutex
 	segments map[string]*segGroup
@@ -169,6 +175,9 @@ type bucket struct {
 	at       time.Time // closed (last closed into, for a merged bucket)
 	start    time.Time // first closed
 	any      bool
+	// removal: one of the changes removed a participant, the only change
+	// after which someone ranked before is not ranked now.
+	removal bool
 }
 
 func (b *bucket) add(version uint64, lo, hi int64) {
@@ -191,6 +200,7 @@ func (b *bucket) union(o bucket) {
 	}
 	b.from, b.to = min(b.from, o.from), max(b.to, o.to)
 	b.lo, b.hi = min(b.lo, o.lo), max(b.hi, o.hi)
+	b.removal = b.removal || o.removal
 }
 
 // segGroup is one distinct window: its subscribers, split by phase.
@@ -270,6 +280,8 @@ func (h *Hub) Publish(e store.Event) {
 		bh.histStart, bh.histKnown = e.Version-1, true
 	}
 	bh.open.add(e.Version, lo, hi)
+	bh.open.removal = bh.open.removal || e.Removed
+	bh.through = max(bh.through, e.Version)
 	bh.evMu.Unlock()
 }
 
@@ -445,7 +457,7 @@ func (h *Hub) Conflate(sub *Subscription, from, to uint64) (Frame, bool) {
 	key := [2]uint64{from, to}
 	body := seg.merged[key]
 	if body == nil {
-		lo, hi, ok := bh.changedSince(from)
+		lo, hi, _, ok := bh.changedSince(from, to)
 		if !ok {
 			return Frame{}, false
 		}
@@ -479,6 +491,7 @@ func (bh *boardHub) noteRead(version uint64) {
 	bh.evMu.Lock()
 	if !bh.histKnown {
 		bh.histStart, bh.histKnown = version, true
+		bh.through = max(bh.through, version) // nothing up to it is needed
 	}
 	bh.evMu.Unlock()
 }
@@ -502,9 +515,9 @@ func (bh *boardHub) markIfMissed(seg *segment) {
 // the log covers it, else a snapshot. Called with bh.mu held.
 func (h *Hub) initial(bh *boardHub, seg *segment, sub *Subscription, since *uint64, epoch string) Frame {
 	if since != nil && epoch == h.opts.Epoch && *since <= seg.version {
-		if lo, hi, ok := bh.changedSince(*since); ok {
+		if lo, hi, removal, ok := bh.changedSince(*since, seg.version); ok {
 			h.count(func(s *Stats) { s.CatchUps++ })
-			return Frame{Type: "update", Version: seg.version, PrevVersion: *since, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi), Unchanged: seg.untouched(lo, hi)}
+			return Frame{Type: "update", Version: seg.version, PrevVersion: *since, Prefix: sub.updatePrefix, Body: seg.catchUp(*since, lo, hi), Unchanged: seg.untouched(lo, hi, removal)}
 		}
 	}
 	h.count(func(s *Stats) { s.Snapshots++ })
@@ -513,8 +526,9 @@ func (h *Hub) initial(bh *boardHub, seg *segment, sub *Subscription, since *uint
 
 // untouched reports whether no rank in lo..hi (the ranks changed since some
 // version, see changedSince) is a rank of this window then or now, nor the
-// watched participant's: the window is the same at both versions.
-func (s *segment) untouched(lo, hi int64) bool {
+// watched participant's: the window is the same at both versions. removal
+// says whether one of those changes removed a participant.
+func (s *segment) untouched(lo, hi int64, removal bool) bool {
 	if lo > hi {
 		return true
 	}
@@ -523,10 +537,16 @@ func (s *segment) untouched(lo, hi int64) bool {
 		return lo > int64(s.spec.Limit)
 	case Participant:
 		if s.part.entry == nil {
-			return false // not ranked now: it may have been then
+			// Not ranked now: it was not then either, unless a removal
+			// (the only change that unranks) took it off since. Others
+			// arriving do not change an unranked participant's window.
+			return !removal
 		}
 		r := s.part.entry.Rank
 		return r < lo || r > hi
+	}
+	if len(s.list.entries) == 0 {
+		return !removal // Around, its participant not ranked: as for Participant
 	}
 	for _, e := range s.list.entries { // Around: the participant's rank
 		if e.ParticipantID == s.spec.ParticipantID {
@@ -537,24 +557,25 @@ func (s *segment) untouched(lo, hi int64) bool {
 	return false
 }
 
-// changedSince returns the union of rank ranges changed after version since,
-// if the log still reaches back that far.
-func (bh *boardHub) changedSince(since uint64) (lo, hi int64, ok bool) {
+// changedSince returns the union of rank ranges changed after version since
+// up to version to, if the log still reaches back that far and already
+// holds every change up to to.
+func (bh *boardHub) changedSince(since, to uint64) (lo, hi int64, removal, ok bool) {
 	bh.evMu.Lock()
 	defer bh.evMu.Unlock()
-	if !bh.histKnown || since < bh.histStart {
-		return 0, 0, false
+	if !bh.histKnown || since < bh.histStart || to > bh.through {
+		return 0, 0, false, false
 	}
 	lo, hi = math.MaxInt64, 0
 	for _, b := range bh.hist {
 		if b.to > since {
-			lo, hi = min(lo, b.lo), max(hi, b.hi)
+			lo, hi, removal = min(lo, b.lo), max(hi, b.hi), removal || b.removal
 		}
 	}
 	if bh.open.any && bh.open.to > since {
-		lo, hi = min(lo, bh.open.lo), max(hi, bh.open.hi)
+		lo, hi, removal = min(lo, bh.open.lo), max(hi, bh.open.hi), removal || bh.open.removal
 	}
-	return lo, hi, true
+	return lo, hi, removal, true
 }
 
 // Unsubscribe removes a subscription; it is safe to call twice.
