@@ -56,16 +56,7 @@ func TestSplitCompletedBoardNewWindow(t *testing.T) {
 	if st := jsonCall(t, "POST", api+"/v1/leaderboards/fin/finalize", `{}`, nil); st != 200 {
 		t.Fatalf("finalize: %d", st)
 	}
-	waitFor(t, "status completed", func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		for _, m := range v.msgs {
-			if m["type"] == "status" && m["status"] == "completed" {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "status completed", func() bool { return v.heardStatus("completed") })
 	_, want := topWindow(t, api, "fin", 5)
 
 	late := watchTop(t, gw, "fin", 5, nil)
@@ -88,16 +79,7 @@ func TestSplitCompletedBoardNewWindow(t *testing.T) {
 			}
 			// And it is told the leaderboard completed (from the status
 			// frame this gateway received, or its leaderboard list).
-			waitFor(t, "the late viewer's status completed", func() bool {
-				late.mu.Lock()
-				defer late.mu.Unlock()
-				for _, m := range late.msgs {
-					if m["type"] == "status" && m["status"] == "completed" {
-						return true
-					}
-				}
-				return false
-			})
+			waitFor(t, "the late viewer's status completed", func() bool { return late.heardStatus("completed") })
 			return
 		}
 		if time.Now().After(deadline) {
@@ -105,4 +87,16 @@ func TestSplitCompletedBoardNewWindow(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// heardStatus reports whether the viewer got a status message saying status.
+func (v *liveViewer) heardStatus(status string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, m := range v.msgs {
+		if m["type"] == "status" && m["status"] == status {
+			return true
+		}
+	}
+	return false
 }
