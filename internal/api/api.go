@@ -306,6 +306,11 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 		putBuf(b)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			// MaxBytesReader closes the connection after the answer only when
+			// w is net/http's own writer, and here it is wrapped (metrics):
+			// net/http would first read up to 256 KiB more of the body,
+			// holding the 413 back from a client that waits for it.
+			w.Header().Set("Connection", "close")
 			return nil, &board.Error{Code: codeBodyTooLarge, Message: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 		}
 		return nil, board.Invalid("the request body could not be read: " + err.Error())

@@ -15,21 +15,37 @@ import (
 type staleCache struct {
 	mu      sync.RWMutex
 	entries map[string][]byte
+	bytes   int // len of every key and body in entries
 }
 
-// staleMaxEntries bounds the cache: past it, it is dropped and refills.
-const staleMaxEntries = 10_000
+// staleMaxEntries and staleMaxBytes bound the cache: past either, it is
+// dropped and refills. The entries alone do not bound it: a page of 1000
+// entries is up to about 0.5 MB, and a client makes any number of distinct
+// URLs with query parameters the read ignores.
+const (
+	staleMaxEntries = 10_000
+	staleMaxBytes   = 64 << 20 // keys and bodies
+)
 
 func staleKey(r *http.Request) string { return r.URL.Path + "?" + r.URL.RawQuery }
 
 func (c *staleCache) put(r *http.Request, body []byte) {
-	b := append([]byte(nil), body...)
 	k := staleKey(r)
+	n := len(k) + len(body)
+	if n > staleMaxBytes {
+		return
+	}
+	b := append([]byte(nil), body...)
 	c.mu.Lock()
-	if c.entries == nil || len(c.entries) >= staleMaxEntries {
+	if old, ok := c.entries[k]; ok {
+		c.bytes -= len(k) + len(old)
+	}
+	if c.entries == nil || len(c.entries) >= staleMaxEntries || c.bytes+n > staleMaxBytes {
 		c.entries = make(map[string][]byte)
+		c.bytes = 0
 	}
 	c.entries[k] = b
+	c.bytes += n
 	c.mu.Unlock()
 }
 

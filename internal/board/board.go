@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,6 +209,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 	if req.Name == "" || utf8.RuneCountInString(req.Name) > 200 {
 		return Leaderboard{}, invalid("name is required and must be at most 200 characters")
 	}
+	if err := storableName(req.Name); err != nil {
+		return Leaderboard{}, err
+	}
 	if req.Type == "" {
 		req.Type = "custom"
 	}
@@ -227,6 +231,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 	}
 	if len(req.Config) == 0 || string(req.Config) == "null" {
 		req.Config = json.RawMessage("{}")
+	}
+	if !utf8.Valid(req.Config) {
+		// encoding/json copies a RawMessage's bytes unchecked; PostgreSQL
+		// refuses such text (a 503 no retry cures) and a response echoing it
+		// is not UTF-8 JSON.
+		return Leaderboard{}, invalid("config must be valid UTF-8")
 	}
 	m := &meta{
 		id: req.ID, name: req.Name, typ: req.Type,
@@ -373,6 +383,11 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	}
 	if p.Name != nil && (*p.Name == "" || utf8.RuneCountInString(*p.Name) > 200) {
 		return Leaderboard{}, invalid("name must be 1 to 200 characters")
+	}
+	if p.Name != nil {
+		if err := storableName(*p.Name); err != nil {
+			return Leaderboard{}, err
+		}
 	}
 	s.admin.Lock()
 	if s.shared {
@@ -633,6 +648,17 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// storableName refuses a leaderboard name with U+0000: JSON can carry it
+// ("\u0000") but PostgreSQL text cannot, so the create or rename failed with a
+// 503 that no retry cures. The other characters stay allowed (API.md: 1-200
+// characters).
+func storableName(name string) error {
+	if strings.IndexByte(name, 0) >= 0 {
+		return invalid("name must not contain the character U+0000")
+	}
+	return nil
 }
 
 func validType(t string) bool {

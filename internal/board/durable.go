@@ -421,6 +421,10 @@ func (s *Service) PutProfile(ctx context.Context, participant string, in Profile
 	if len(meta) > MaxProfileBytes || meta[0] != '{' {
 		return history.Profile{}, invalid(fmt.Sprintf("metadata must be a JSON object of at most %d bytes", MaxProfileBytes))
 	}
+	if !utf8.Valid(meta) {
+		// As a leaderboard's config (see Create): raw bytes PostgreSQL refuses.
+		return history.Profile{}, invalid("metadata must be valid UTF-8")
+	}
 	if s.hs == nil {
 		return history.Profile{}, errHistoryOff()
 	}
