@@ -12,6 +12,7 @@ import (
 	"github.com/lbhq/leaderboard/internal/history/postgres"
 	"github.com/lbhq/leaderboard/internal/history/sqlite"
 	"github.com/lbhq/leaderboard/internal/store/memory"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // durable is the server's history: the store, its writer, and the epoch this
@@ -127,6 +128,30 @@ func (d *durable) ping(ctx context.Context) error {
 		return nil
 	}
 	return d.store.Ping(ctx)
+}
+
+// readyTimeout bounds each backend's answer to /readyz: a frozen backend
+// turns the probe 503 instead of holding it until the prober gives up.
+const readyTimeout = 2 * time.Second
+
+// readiness is /readyz's check, the contract's "every configured backend
+// reachable": the history database and, with --redis-url, Redis. Not Kafka:
+// nothing a client asks waits on it (the outbox holds the events while it is
+// away), and the relay's metrics say when it is.
+func readiness(hist *durable, rdb goredis.UniversalClient) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		if err := hist.ping(ctx); err != nil {
+			return fmt.Errorf("history database: %w", err)
+		}
+		if rdb != nil {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+		}
+		return nil
+	}
 }
 
 func (d *durable) close() {

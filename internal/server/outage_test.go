@@ -287,3 +287,34 @@ func TestStopDuringRedisOutage(t *testing.T) {
 		t.Fatalf("%d participants ranked after the stop, %d were queued", len(got.Entries), n)
 	}
 }
+
+// TestReadyzFollowsRedis: /readyz is the contract's "every configured
+// backend reachable": 503 naming Redis while it does not answer (frozen
+// with SIGSTOP; the probe answers within its own deadline instead of
+// hanging), 200 again once it does.
+func TestReadyzFollowsRedis(t *testing.T) {
+	url, proc := ownRedis(t)
+	cfg := testConfig(t)
+	cfg.RedisURL, cfg.RedisPrefix = url+"?read_timeout=300ms&write_timeout=300ms&max_retries=0", "lb:"
+	addr, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	ready := func() (int, string) {
+		res, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if st, body := ready(); st != 200 {
+		t.Fatalf("readyz with Redis up: %d %s", st, body)
+	}
+	proc.Signal(syscall.SIGSTOP)
+	st, body := ready()
+	proc.Signal(syscall.SIGCONT)
+	if st != 503 || !strings.Contains(body, "redis") || !strings.Contains(body, `"unavailable"`) {
+		t.Fatalf("readyz with Redis frozen: %d %s", st, body)
+	}
+	waitFor(t, "readyz 200 after Redis came back", func() bool { st, _ := ready(); return st == 200 })
+}

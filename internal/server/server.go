@@ -388,7 +388,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "leaderboard_write_queue", Help: "Submissions waiting for an unreachable ranking store (--write-queue)."},
 				func() float64 { return float64(svc.QueuedWrites()) })),
 		Page:       page,
-		Ready:      hist.ping,
+		Ready:      readiness(hist, rdb),
 		Access:     acc.options,
 		Connect:    rt.Connect,
 		StaleReads: cfg.RedisURL != "",
