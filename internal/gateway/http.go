@@ -264,6 +264,12 @@ func (g *Gateway) ServeLongPoll(w http.ResponseWriter, r *http.Request, boardID 
 	if err := g.boardExists(r.Context(), boardID); err != nil {
 		return err
 	}
+	if r.Method == http.MethodHead {
+		// A HEAD has no body to wait for: answer at once (as for a poll
+		// with nothing new) instead of holding a place for the timeout.
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
 	if err := g.acquire(); err != nil {
 		return err
 	}

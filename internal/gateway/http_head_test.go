@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,4 +103,26 @@ func TestSubscribeWithoutHandshakeGetsJSONError(t *testing.T) {
 	}
 	c.send(t, `{"type":"subscribe","id":"a","kind":"top","limit":3}`)
 	waitFor(t, "snapshot", func() bool { return firstOfType(c.all(), "snapshot", "a") != nil })
+}
+
+// TestHeadOnLongPollAnswersAtOnce: a HEAD of the long-poll route has no body
+// to wait for: 204 at once, not after timeout_ms (a client's keep-alive
+// connection is not held for the poll's length), and no poll place is held.
+func TestHeadOnLongPollAnswersAtOnce(t *testing.T) {
+	addr := startServer(t, nil)
+	seed(t, addr, "hl")
+	client := &http.Client{Timeout: 20 * time.Second}
+	snap := getJSON(t, "http://"+addr+"/v1/leaderboards/hl/updates?kind=top&limit=5")
+	q := fmt.Sprintf("kind=top&limit=5&since_version=%d&epoch=%s&timeout_ms=60000", num(snap["version"]), snap["epoch"])
+	res, err := client.Head("http://" + addr + "/v1/leaderboards/hl/updates?" + q)
+	if err != nil {
+		t.Fatalf("HEAD of a 60 s long poll: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 204 {
+		t.Fatalf("HEAD long poll: %d", res.StatusCode)
+	}
+	if m := metrics(t, addr); !strings.Contains(m, "\nleaderboard_live_long_polls 0\n") {
+		t.Fatalf("a poll is counted open after its HEAD")
+	}
 }
