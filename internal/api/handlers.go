@@ -255,6 +255,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		if errors.Is(err, board.ErrQueued) {
+			a.metrics.queued.Inc()
 			*body = appendQueued((*body)[:0], id, in.ParticipantID, &res)
 			writeJSONBytes(w, http.StatusAccepted, *body)
 			return nil
@@ -314,6 +315,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if queued {
+			a.metrics.queued.Inc()
 			b = appendQueued(b, id, ins[i].ParticipantID, &results[i])
 			continue
 		}

@@ -20,6 +20,7 @@ type metrics struct {
 	updated   prometheus.Counter
 	unchanged prometheus.Counter
 	rejected  prometheus.Counter
+	queued    prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, svc *board.Service, totals func() (int64, int64)) *metrics {
@@ -36,9 +37,10 @@ func newMetrics(reg *prometheus.Registry, svc *board.Service, totals func() (int
 	}
 	subs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "leaderboard_submissions_total",
-		Help: "Score submissions by outcome: updated (the ranking changed), unchanged (accepted, nothing changed), rejected (an error).",
+		Help: "Score submissions by outcome: updated (the ranking changed), unchanged (accepted, nothing changed), queued (accepted 202 while the ranking store was unreachable, applied when it returns), rejected (an error).",
 	}, []string{"result"})
 	m.updated, m.unchanged, m.rejected = subs.WithLabelValues("updated"), subs.WithLabelValues("unchanged"), subs.WithLabelValues("rejected")
+	m.queued = subs.WithLabelValues("queued")
 	reg.MustRegister(m.requests, m.latency, subs)
 	boards := prometheus.NewDesc("leaderboard_leaderboards", "Leaderboards by status.", []string{"status"}, nil)
 	reg.MustRegister(collectorFunc{

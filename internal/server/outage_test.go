@@ -170,6 +170,10 @@ func TestRedisOutage(t *testing.T) {
 	if acc == 0 {
 		t.Fatalf("no submission was queued during the outage (%d acknowledged)", ok)
 	}
+	// The metrics count each 202 as queued (not as nothing at all).
+	if q := metricValue(t, base, `leaderboard_submissions_total{result="queued"}`); q != float64(acc) {
+		t.Fatalf("leaderboard_submissions_total{result=\"queued\"} = %v, %d answered 202", q, acc)
+	}
 
 	// The queue drains; then every acknowledged or queued submission is there.
 	var got rankingsBody
