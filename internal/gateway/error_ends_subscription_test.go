@@ -48,7 +48,14 @@ func TestClosedConnectionsFreeSegments(t *testing.T) {
 		}
 		return true
 	})
-	go submitRandom(t, addr, "lk", 2, 50)
+	// Submissions go on while the connections close; the test waits for
+	// them before it ends (and its server stops), or they would fail
+	// against a server that is shutting down.
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		submitRandom(t, addr, "lk", 2, 50)
+	}()
 	time.Sleep(200 * time.Millisecond)
 	if n := gaugeOf(t, addr, "leaderboard_live_segments"); n <= 0 {
 		t.Fatalf("segments %v with viewers", n)
@@ -56,6 +63,7 @@ func TestClosedConnectionsFreeSegments(t *testing.T) {
 	for _, c := range cs {
 		c.conn.NetConn().Close()
 	}
+	<-submitted
 	waitFor(t, "segments freed", func() bool {
 		return gaugeOf(t, addr, "leaderboard_live_segments") == 0 && gaugeOf(t, addr, "leaderboard_live_websocket_connections") == 0
 	})

@@ -25,7 +25,7 @@ func TestRelayEventsBeforeDrop(t *testing.T) {
 	local := bus.NewLocal(bus.LocalOptions{Partitions: 4})
 	defer local.Close()
 	col := &collector{t: t, last: map[string]uint64{}, epochs: map[string]bool{}}
-	go local.NewConsumer("g").Run(ctx, col.handler())
+	consume(ctx, t, local, col.handler())
 	opts := Options{Client: st.Client(), CursorKey: "relay-test-cursors:" + fmt.Sprint(rand.Uint64()), Interval: 5 * time.Millisecond}
 	defer st.Client().Del(context.Background(), opts.CursorKey)
 	r := New(st, local.Producer(), opts)

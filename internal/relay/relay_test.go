@@ -55,7 +55,7 @@ type collector struct {
 	epochs map[string]bool
 }
 
-func (c *collector) handler() bus.EventHandler {
+func (c *collector) handler() bus.HandlerFuncs {
 	return bus.HandlerFuncs{OnEvents: func(_ context.Context, _ int32, evs []bus.Event) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -69,6 +69,30 @@ func (c *collector) handler() bus.EventHandler {
 		}
 		return nil
 	}}
+}
+
+// consume runs a member of consumer group "g" of local with h until ctx ends,
+// and returns once the member holds its partitions. A member of a group that
+// committed nothing starts at the end of the log (as on Kafka with the latest
+// offset), so an event produced before that is never handed to it: a test
+// that produces right after starting its consumer must wait for this.
+func consume(ctx context.Context, t *testing.T, local *bus.Local, h bus.HandlerFuncs) {
+	t.Helper()
+	assigned := make(chan struct{})
+	var once sync.Once
+	onAssigned := h.OnAssigned
+	h.OnAssigned = func(ctx context.Context, p []int32) {
+		if onAssigned != nil {
+			onAssigned(ctx, p)
+		}
+		once.Do(func() { close(assigned) })
+	}
+	go local.NewConsumer("g").Run(ctx, h)
+	select {
+	case <-assigned:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the consumer was never assigned its partitions")
+	}
 }
 
 func (c *collector) count() int {
@@ -120,7 +144,7 @@ func TestRelayResumesAfterOutage(t *testing.T) {
 	local := bus.NewLocal(bus.LocalOptions{Partitions: 4})
 	defer local.Close()
 	col := &collector{t: t, last: map[string]uint64{}, epochs: map[string]bool{}}
-	go local.NewConsumer("g").Run(ctx, col.handler())
+	consume(ctx, t, local, col.handler())
 	prod := &flaky{EventProducer: local.Producer()}
 	opts := Options{Client: st.Client(), CursorKey: "relay-test-cursors:" + fmt.Sprint(rand.Uint64()), Interval: 5 * time.Millisecond, Batch: 64}
 	defer st.Client().Del(context.Background(), opts.CursorKey)
