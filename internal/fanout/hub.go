@@ -275,12 +275,20 @@ func (h *Hub) Publish(e store.Event) {
 		return // nobody has watched this leaderboard: no history needed
 	}
 	lo, hi := changedRanks(&e)
+	removal := e.Removed
 	bh.evMu.Lock()
 	if !bh.histKnown || e.Version-1 < bh.histStart {
 		bh.histStart, bh.histKnown = e.Version-1, true
+	} else if e.Version > bh.through+1 {
+		// The store skipped versions (the Redis store after its outbox was
+		// trimmed, or a process that starts following a board others wrote):
+		// their changes never reach the log, and through would claim them.
+		// Anything may have changed: every window is read at the next flush
+		// and a catch-up across them carries all of its window.
+		lo, hi, removal = 1, math.MaxInt64, true
 	}
 	bh.open.add(e.Version, lo, hi)
-	bh.open.removal = bh.open.removal || e.Removed
+	bh.open.removal = bh.open.removal || removal
 	bh.through = max(bh.through, e.Version)
 	bh.evMu.Unlock()
 }
@@ -563,7 +571,12 @@ func (s *segment) untouched(lo, hi int64, removal bool) bool {
 func (bh *boardHub) changedSince(since, to uint64) (lo, hi int64, removal, ok bool) {
 	bh.evMu.Lock()
 	defer bh.evMu.Unlock()
-	if !bh.histKnown || since < bh.histStart || to > bh.through {
+	// Nothing is needed from the log for since == to (a client resuming from
+	// the version its window is at): a log behind the reads, as with several
+	// API processes over one Redis, must not make that a snapshot (a long
+	// poll from the current version would be answered at once, again and
+	// again).
+	if !bh.histKnown || since < bh.histStart || (to > since && to > bh.through) {
 		return 0, 0, false, false
 	}
 	lo, hi = math.MaxInt64, 0

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -179,5 +182,50 @@ func TestProfileReachesOtherProcessesRankings(t *testing.T) {
 		if n.ParticipantID == "p1" && n.DisplayName != "Ada L." {
 			t.Fatalf("A's participant read shows p1 as %q", n.DisplayName)
 		}
+	}
+}
+
+// TestLongPollFromTheCurrentVersionWaitsOnEveryProcess: with two API
+// processes over one Redis, a process's live log hears of the other's
+// changes only when it writes to the board itself. A long poll from the
+// version the window is at must still wait for a change (204 after its
+// timeout), not be answered at once with a snapshot of that same version,
+// which made every poll of a quiet board a round trip with no wait.
+func TestLongPollFromTheCurrentVersionWaitsOnEveryProcess(t *testing.T) {
+	a, b := twoAPIProcesses(t)
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards", `{"leaderboard_id":"lp","name":"LP"}`, nil); st != 201 {
+		t.Fatal(st)
+	}
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards/lp/scores", `{"participant_id":"p1","score":1}`, nil); st != 200 {
+		t.Fatal(st)
+	}
+	poll := func(query string) (int, map[string]any) {
+		t.Helper()
+		res, err := http.Get(a + "/v1/leaderboards/lp/updates?kind=top&limit=5&timeout_ms=300" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		if res.StatusCode == 200 {
+			if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res.StatusCode, m
+	}
+	if st, _ := poll(""); st != 200 {
+		t.Fatalf("first poll on A: %d", st)
+	}
+	if st := jsonCall(t, "POST", b+"/v1/leaderboards/lp/scores", `{"participant_id":"p2","score":2}`, nil); st != 200 {
+		t.Fatal(st)
+	}
+	st, snap := poll("")
+	if st != 200 || snap["type"] != "snapshot" {
+		t.Fatalf("poll on A: %d %v", st, snap)
+	}
+	v := strconv.FormatInt(int64(snap["version"].(float64)), 10)
+	if st, m := poll("&since_version=" + v + "&epoch=" + url.QueryEscape(snap["epoch"].(string))); st != 204 {
+		t.Fatalf("poll on A from the current version %s: %d %v, want 204 (nothing changed)", v, st, m)
 	}
 }
