@@ -318,6 +318,26 @@ func (h *Hub) boardHub(id string) *boardHub {
 	return bh
 }
 
+// Watched returns the leaderboards that have viewers (at least one segment)
+// now, in no particular order.
+func (h *Hub) Watched() []string {
+	h.mu.Lock()
+	boards := make([]*boardHub, 0, len(h.boards))
+	for _, bh := range h.boards {
+		boards = append(boards, bh)
+	}
+	h.mu.Unlock()
+	ids := make([]string, 0, len(boards))
+	for _, bh := range boards {
+		bh.mu.Lock()
+		if len(bh.segments) > 0 {
+			ids = append(ids, bh.id)
+		}
+		bh.mu.Unlock()
+	}
+	return ids
+}
+
 // ErrNotFound is returned by Subscribe for a leaderboard that does not exist.
 var ErrNotFound = errors.New("leaderboard not found")
 

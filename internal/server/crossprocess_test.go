@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -227,5 +228,31 @@ func TestLongPollFromTheCurrentVersionWaitsOnEveryProcess(t *testing.T) {
 	v := strconv.FormatInt(int64(snap["version"].(float64)), 10)
 	if st, m := poll("&since_version=" + v + "&epoch=" + url.QueryEscape(snap["epoch"].(string))); st != 204 {
 		t.Fatalf("poll on A from the current version %s: %d %v, want 204 (nothing changed)", v, st, m)
+	}
+}
+
+// TestViewerSeesChangesMadeThroughAnotherProcess: two API processes over one
+// Redis, no Kafka: a viewer connected to A sees the submissions made through
+// B (A follows the outboxes of the leaderboards its viewers watch), and its
+// window ends equal to the rankings.
+func TestViewerSeesChangesMadeThroughAnotherProcess(t *testing.T) {
+	a, b := twoAPIProcesses(t)
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards", `{"leaderboard_id":"follow","name":"F"}`, nil); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	if st := jsonCall(t, "POST", a+"/v1/leaderboards/follow/scores", `{"participant_id":"first","score":1}`, nil); st != 200 {
+		t.Fatalf("submit: %d", st)
+	}
+	v := watchTop(t, a, "follow", 5, nil)
+	waitFor(t, "the viewer's snapshot", func() bool { ver, _, _ := v.state(); return ver > 0 })
+	for i := range 8 {
+		if st := jsonCall(t, "POST", b+"/v1/leaderboards/follow/scores", fmt.Sprintf(`{"participant_id":"b%d","score":%d}`, i, 10+i), nil); st != 200 {
+			t.Fatalf("submit through B: %d", st)
+		}
+	}
+	ver, want := topWindow(t, b, "follow", 5)
+	waitFor(t, "A's viewer to reach B's version", func() bool { got, _, _ := v.state(); return got >= ver })
+	if _, _, got := v.state(); !slices.Equal(got, want) {
+		t.Fatalf("A's viewer window %v, rankings %v", got, want)
 	}
 }

@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/lbhq/leaderboard/internal/bus"
+	"github.com/lbhq/leaderboard/internal/fanout"
 	"github.com/lbhq/leaderboard/internal/guard"
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
@@ -93,4 +96,30 @@ func writeQueue(cfg Config) int {
 		return 0
 	}
 	return cfg.WriteQueue
+}
+
+// followOtherProcesses brings this process's hub the changes other processes
+// sharing the Redis store made to the leaderboards its viewers watch. The
+// store hands the hub this process's own changes as its writes return, and
+// others' only before its next write to the same leaderboard; without this, a
+// viewer connected here of a leaderboard written through another API process
+// saw nothing until this one wrote to it. Once per flush window, each watched
+// leaderboard's outbox is read from where this process stands (one script
+// call when nothing is new). A split deployment's gateways get frames from
+// Kafka instead and do not run this.
+func followOtherProcesses(ctx context.Context, st *redisstore.Store, hub *fanout.Hub, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, board := range hub.Watched() {
+			if err := st.CatchUp(ctx, board); err != nil && !errors.Is(err, store.ErrBoardNotFound) && ctx.Err() == nil {
+				log.Debug("following other processes' changes failed; retried next window", "leaderboard", board, "err", err)
+			}
+		}
+	}
 }
