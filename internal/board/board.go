@@ -154,9 +154,12 @@ type Service struct {
 	names     sync.Map // participant id -> display name
 	nameCount atomic.Int64
 	namesGen  atomic.Uint64 // bumped on every display name change
-	// profilesAt is the newest profile update time seen (restore, then the
-	// sweep's reads of what other processes wrote); guarded by refreshMu.
-	profilesAt time.Time
+	// profilesRead is when (this process's clock) the last complete read of
+	// the profiles started: at restore, then at each sweep's read of what
+	// other processes wrote. profilesMu serialises those reads; it is not
+	// refreshMu, which requests naming an unknown leaderboard wait on.
+	profilesMu   sync.Mutex
+	profilesRead time.Time
 }
 
 // New returns a service over st.

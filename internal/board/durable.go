@@ -104,29 +104,28 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 		s.boards[b.ID] = m
 		s.mu.Unlock()
 	}
-	s.refreshMu.Lock()
-	defer s.refreshMu.Unlock()
+	s.profilesMu.Lock()
+	defer s.profilesMu.Unlock()
+	started := time.Now()
 	err = s.hs.Profiles(ctx, time.Time{}, func(p history.Profile) error {
 		s.setName(p.ParticipantID, p.DisplayName)
-		s.profilesAt = latest(s.profilesAt, p.UpdatedAt)
 		rs.Profiles++
 		return nil
 	})
+	if err == nil {
+		s.profilesRead = started
+	}
 	return rs, err
 }
 
-func latest(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-// profileLookback is how far before the newest profile update seen the
-// sweep reads again. A profile's time is its writer's clock, taken before
-// its write commits: a write that commits late, or comes from a process
-// whose clock is a little behind, carries a time older than the newest one
-// seen, and a read from exactly that time would miss it for good.
+// profileLookback is how far before its previous read the sweep reads the
+// profiles again. A profile's updated_at is its writer's clock, taken
+// before its write commits: a write that commits after the previous read
+// started, or comes from a process whose clock is a little behind this
+// one's, carries a time before that read, and a read from exactly then would
+// miss it for good. A writer whose clock is ahead is read again at each
+// sweep until this clock passes its time (setting a name it already has
+// changes nothing).
 const profileLookback = 10 * time.Second
 
 // refreshProfiles learns the display names other processes sharing the
@@ -134,20 +133,19 @@ const profileLookback = 10 * time.Second
 // PUT /v1/participants/{pid} through one API process shows in every
 // process's rankings within a sweep, not after their restart.
 func (s *Service) refreshProfiles(ctx context.Context) {
-	s.refreshMu.Lock()
-	defer s.refreshMu.Unlock()
-	var since time.Time
-	if !s.profilesAt.IsZero() {
-		since = s.profilesAt.Add(-profileLookback)
+	s.profilesMu.Lock()
+	defer s.profilesMu.Unlock()
+	var since time.Time // zero (all) until one read succeeded
+	if !s.profilesRead.IsZero() {
+		since = s.profilesRead.Add(-profileLookback)
 	}
-	newest := s.profilesAt
+	started := time.Now()
 	err := s.hs.Profiles(ctx, since, func(p history.Profile) error {
 		s.setName(p.ParticipantID, p.DisplayName)
-		newest = latest(newest, p.UpdatedAt)
 		return nil
 	})
 	if err == nil {
-		s.profilesAt = newest // on an error the next sweep reads from the same time again
+		s.profilesRead = started // on an error the next sweep reads from the same time again
 	}
 }
 
