@@ -278,7 +278,13 @@ func (h *Hub) Publish(e store.Event) {
 	removal := e.Removed
 	bh.evMu.Lock()
 	if !bh.histKnown || e.Version-1 < bh.histStart {
-		bh.histStart, bh.histKnown = e.Version-1, true
+		// The log now starts just before this change and holds it, but not
+		// yet the changes after it up to through: a read saw them, and they
+		// are published after this one (the Redis store publishing after
+		// its script returned, or a backlog of other processes' changes
+		// read page by page). Until they are in, a catch-up to a version
+		// past this one would be built without them.
+		bh.histStart, bh.histKnown, bh.through = e.Version-1, true, e.Version
 	} else if e.Version > bh.through+1 {
 		// The store skipped versions (the Redis store after its outbox was
 		// trimmed, or a process that starts following a board others wrote):

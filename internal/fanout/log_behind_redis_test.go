@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -70,6 +71,159 @@ func TestResumeWhileARedisChangeIsBeingPublished(t *testing.T) {
 	hub.Subscribe(ctx, "b", "a", spec, &since, "ep", again, nil)
 	close(release)
 	<-done
+	v := apply(t, append(slices.Clone(first.all()[:2]), again.all()[1]), "a")
+	if got := v.list(); v.version != p.Version || !slices.Equal(got, p.Entries) {
+		t.Fatalf("resume from %d answered with %v: window at version %d\n got %v\nwant %v (version %d)", since, again.all()[1], v.version, got, p.Entries, p.Version)
+	}
+}
+
+// TestViewerSeesAChangeMadeElsewhereBeforeItsProcessFollowedTheBoard: two
+// processes over one Redis, the board written only through B. A viewer on A
+// is served from a read; a change made through B after that read and before
+// A's first look at the board's outbox (CatchUp, once per flush window) must
+// still reach the viewer, not only the next change after it (on a quiet
+// board, never).
+func TestViewerSeesAChangeMadeElsewhereBeforeItsProcessFollowedTheBoard(t *testing.T) {
+	ctx := context.Background()
+	opts, err := goredis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := goredis.NewClient(opts)
+	defer client.Close()
+	prefix := redistest.Prefix(t, "fanout")
+	var hub *Hub
+	a, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: prefix, Epoch: "ep",
+		Sink: sinkFunc(func(e store.Event) { hub.Publish(e) })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: prefix, Epoch: "ep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub = New(a, Options{Epoch: "ep"})
+	if err := b.CreateBoard(ctx, "b", store.BoardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(pid string, score uint64) {
+		t.Helper()
+		res := make([]store.Result, 1)
+		if err := b.Submit(ctx, "b", []store.Submission{{ParticipantID: pid, Score: score}}, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 10; i++ {
+		submit(fmt.Sprintf("p%02d", i), uint64(1000-10*i))
+	}
+	spec := Spec{Kind: Top, Limit: 5}
+	viewer := &recorder{}
+	if _, err := hub.Subscribe(ctx, "b", "v", spec, nil, "", viewer, nil); err != nil {
+		t.Fatal(err)
+	}
+	submit("p09", 2000) // through B, before A follows the board
+	for range 2 {       // A's follow loop, two windows
+		if err := a.CatchUp(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		hub.Flush(ctx)
+	}
+	p, err := a.Page(ctx, "b", 0, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := apply(t, viewer.all(), "v")
+	if got := v.list(); v.version != p.Version || !slices.Equal(got, p.Entries) {
+		t.Fatalf("viewer on A at version %d: %v\nwant version %d: %v", v.version, got, p.Version, p.Entries)
+	}
+}
+
+// TestResumeWhileAnotherProcessesBacklogIsBeingPublished: a process whose
+// place in a board's outbox is old (it wrote to the board long ago) and whose
+// hub starts watching the board again publishes the other processes' changes
+// since then one by one (CatchUp, reading the outbox in pages). Until the
+// last of them is in, the hub's log does not hold the changes up to the
+// version its windows were read at, and a resume from a version in that
+// backlog must not be served from the part that arrived.
+func TestResumeWhileAnotherProcessesBacklogIsBeingPublished(t *testing.T) {
+	ctx := context.Background()
+	opts, err := goredis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := goredis.NewClient(opts)
+	defer client.Close()
+	prefix := redistest.Prefix(t, "fanout")
+	var hub *Hub
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var holdAt atomic.Uint64
+	a, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: prefix, Epoch: "ep",
+		Sink: sinkFunc(func(e store.Event) {
+			if e.Version == holdAt.Load() {
+				close(arrived) // the rest of the backlog waits here
+				<-release
+			}
+			hub.Publish(e)
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: prefix, Epoch: "ep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	hub = New(a, Options{Epoch: "ep", History: time.Second, Now: func() time.Time { return now }})
+	if err := b.CreateBoard(ctx, "b", store.BoardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(st *redisstore.Store, pid string, score uint64) {
+		t.Helper()
+		res := make([]store.Result, 1)
+		if err := st.Submit(ctx, "b", []store.Submission{{ParticipantID: pid, Score: score}}, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit(a, "p00", 1000) // A follows the board from here
+	for i := 1; i < 12; i++ {
+		submit(b, fmt.Sprintf("p%02d", i), uint64(1000-10*i))
+	}
+	spec := Spec{Kind: Top, Limit: 5}
+	first := &recorder{}
+	sub, err := hub.Subscribe(ctx, "b", "a", spec, nil, "", first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := uint64(num(first.all()[1]["version"]))
+	hub.Unsubscribe(sub)
+	now = now.Add(2 * time.Second)
+	hub.Flush(ctx) // the hub forgets the idle board
+
+	submit(b, "p11", 905) // below the window
+	submit(b, "p10", 915)
+	for i := 9; i >= 5; i-- { // into the window
+		submit(b, fmt.Sprintf("p%02d", i), uint64(2000+i))
+	}
+	if _, err := hub.Subscribe(ctx, "b", "v", spec, nil, "", &recorder{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	holdAt.Store(since + 3)
+	done := make(chan error, 1)
+	go func() { done <- a.CatchUp(ctx, "b") }() // A's follow loop
+	<-arrived
+	again := &recorder{}
+	_, err = hub.Subscribe(ctx, "b", "a", spec, &since, "ep", again, nil)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Page(ctx, "b", 0, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
 	v := apply(t, append(slices.Clone(first.all()[:2]), again.all()[1]), "a")
 	if got := v.list(); v.version != p.Version || !slices.Equal(got, p.Entries) {
 		t.Fatalf("resume from %d answered with %v: window at version %d\n got %v\nwant %v (version %d)", since, again.all()[1], v.version, got, p.Entries, p.Version)

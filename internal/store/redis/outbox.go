@@ -251,7 +251,7 @@ func (s *Store) deliver(ctx context.Context, board string, t *tail, ticket uint6
 
 // CatchUp publishes to the Sink every event of board not published yet, made
 // by any process. A board this process has not written to yet is followed
-// from now on (nothing is published for it this time).
+// from now on: only its newest event is published this time.
 func (s *Store) CatchUp(ctx context.Context, board string) error {
 	if s.sink == nil {
 		return nil
@@ -272,7 +272,34 @@ func (s *Store) CatchUp(ctx context.Context, board string) error {
 	defer t.mu.Unlock()
 	switch gen := str(r[2]); {
 	case !t.ready:
-		t.ready, t.gen, t.last, t.lastID = true, gen, uintOf(r[1]), str(r[4])
+		// Followed from its newest event, which is published: the Sink may
+		// have read the board before (the hub serves a viewer from a read,
+		// and only then is the board followed for it), and the changes made
+		// since that read would otherwise reach it only with the next
+		// change, on a quiet board never. A Sink whose log is further
+		// behind sees a skip in versions (the hub then reads every window).
+		v, id := uintOf(r[1]), str(r[4])
+		var newest *OutboxEvent
+		if id != "" {
+			msgs, err := s.c.XRangeN(ctx, k.o, id, id, 1).Result()
+			if err != nil {
+				return fmt.Errorf("redis store: outbox: %w", err) // not followed yet: the next call tries again
+			}
+			if len(msgs) == 1 {
+				e, err := ParseOutboxMessage(board, msgs[0])
+				if err != nil {
+					return err
+				}
+				if e.Version == v {
+					newest = &e
+				}
+			}
+		}
+		t.ready, t.gen, t.last, t.lastID = true, gen, v, id
+		if newest != nil {
+			t.last = v - 1
+			s.publish(t, *newest)
+		}
 		return nil
 	case t.gen != gen:
 		t.reset(gen, uintOf(r[3]))
