@@ -329,20 +329,32 @@ func unlogged(ctx context.Context, tx pgx.Tx, events []history.Event) ([]history
 	// Only what the log holds is left out: the events of one batch are
 	// distinct (the writer queues each once; the history role drops what it
 	// has seen), and one out of order is written, as it would be alone.
-	out := events
-	copied := false
+	// Above its mark a leaderboard has nothing logged. At or below it an event
+	// is usually a redelivery, but not always: API processes sharing one
+	// Redis without Kafka each log the changes they see, and one that starts
+	// following a leaderboard can commit a later version before the process
+	// that made an earlier one commits it. Those are looked up (logged).
 	top := make(map[string]uint64, len(boards))
+	var candidates []int // indexes of events at or below their mark
 	for i := range events {
 		e := &events[i]
 		if e.Version > mark[e.Leaderboard] {
 			top[e.Leaderboard] = max(top[e.Leaderboard], e.Version)
-			if copied {
-				out = append(out, *e)
-			}
-			continue
+		} else {
+			candidates = append(candidates, i)
 		}
-		if !copied { // the first event to leave out: keep the ones before it
-			out, copied = append([]history.Event(nil), events[:i]...), true
+	}
+	out := events
+	if len(candidates) > 0 {
+		found, err := logged(ctx, tx, events, candidates)
+		if err != nil {
+			return nil, batchMarks{}, err
+		}
+		out = make([]history.Event, 0, len(events)-len(found))
+		for i := range events {
+			if !found[i] {
+				out = append(out, events[i])
+			}
 		}
 	}
 	m := batchMarks{boards: boards, versions: make([]int64, len(boards))}
@@ -354,6 +366,74 @@ func unlogged(ctx context.Context, tx pgx.Tx, events []history.Event) ([]history
 		m.versions[i] = v
 	}
 	return out, m, nil
+}
+
+// logged reports which of events[candidates] the log already holds. The
+// copies of one change that two processes log are stamped within seconds of
+// each other, so the first query looks in the partitions of the last hour
+// before the oldest candidate only; what it does not find there (a change
+// nobody logged yet, or a redelivery hours after its first delivery, both
+// rare) is looked up in every partition.
+func logged(ctx context.Context, tx pgx.Tx, events []history.Event, candidates []int) (map[int]bool, error) {
+	found := make(map[int]bool, len(candidates))
+	lookup := func(idx []int, since *time.Time) ([]int, error) {
+		boards, versions := make([]string, len(idx)), make([]int64, len(idx))
+		type key struct {
+			board   string
+			version int64
+		}
+		at := make(map[key]int, len(idx))
+		for j, i := range idx {
+			e := &events[i]
+			v, err := i64("version", e.Version)
+			if err != nil {
+				return nil, err
+			}
+			boards[j], versions[j] = e.Leaderboard, v
+			at[key{e.Leaderboard, v}] = i
+		}
+		q := `SELECT e.leaderboard_id, e.version FROM score_events e
+JOIN unnest($1::text[], $2::bigint[]) AS x(leaderboard_id, version) ON e.leaderboard_id = x.leaderboard_id AND e.version = x.version`
+		args := []any{boards, versions}
+		if since != nil {
+			q += ` WHERE e.created_at >= $3`
+			args = append(args, *since)
+		}
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		var id string
+		var v int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+			if i, ok := at[key{id, v}]; ok {
+				found[i] = true
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		var missing []int
+		for _, i := range idx {
+			if !found[i] {
+				missing = append(missing, i)
+			}
+		}
+		return missing, nil
+	}
+	oldest := events[candidates[0]].CreatedAt
+	for _, i := range candidates {
+		oldest = min(oldest, events[i].CreatedAt)
+	}
+	since := time.UnixMilli(oldest).Add(-time.Hour)
+	missing, err := lookup(candidates, &since)
+	if err == nil && len(missing) > 0 {
+		_, err = lookup(missing, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres history: look up logged events: %w", err)
+	}
+	return found, nil
 }
 
 // Write commits a batch in one transaction: events by COPY, then snapshots.

@@ -127,3 +127,33 @@ DELETE FROM schema_migrations WHERE version >= 2`); err != nil {
 	}
 	loggedOnce(t, s, b, 6)
 }
+
+// TestLowerVersionsCommittedAfterAHigherOneAreLogged: API processes sharing
+// one Redis without Kafka each log the changes they see. One that starts
+// following a leaderboard logs the newest change first; the process that
+// made the changes before it commits them after. Those are not redeliveries:
+// the log must hold them (once), and a redelivery hours after its first
+// delivery is still left out.
+func TestLowerVersionsCommittedAfterAHigherOneAreLogged(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, freshSchema(t), Options{})
+	b := putBoard(t, s, "b")
+	now := time.Now()
+	// The follower commits version 5 (the newest when it started following).
+	if err := s.Write(ctx, history.Batch{Events: redelivered("b", 5, 5, now.UnixMilli())}); err != nil {
+		t.Fatal(err)
+	}
+	// The maker commits 1..5 a moment later: 1..4 are new, 5 is a copy.
+	if err := s.Write(ctx, history.Batch{Events: redelivered("b", 1, 5, now.Add(200*time.Millisecond).UnixMilli())}); err != nil {
+		t.Fatal(err)
+	}
+	loggedOnce(t, s, b, 5)
+	// Then 6..7, and their redelivery three hours later (stamped then).
+	if err := s.Write(ctx, history.Batch{Events: redelivered("b", 6, 7, now.UnixMilli())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, history.Batch{Events: redelivered("b", 6, 7, now.Add(3*time.Hour).UnixMilli())}); err != nil {
+		t.Fatal(err)
+	}
+	loggedOnce(t, s, b, 7)
+}
