@@ -21,12 +21,7 @@ import (
 // must still take the client exactly to the window it is told it has.
 func TestResumeWhileARedisChangeIsBeingPublished(t *testing.T) {
 	ctx := context.Background()
-	opts, err := goredis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := goredis.NewClient(opts)
-	defer client.Close()
+	client := redisClient(t)
 	var hub *Hub
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var hold atomic.Bool
@@ -45,12 +40,7 @@ func TestResumeWhileARedisChangeIsBeingPublished(t *testing.T) {
 	if err := st.CreateBoard(ctx, "b", store.BoardOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	submit := func(pid string, score uint64) {
-		res := make([]store.Result, 1)
-		if err := st.Submit(ctx, "b", []store.Submission{{ParticipantID: pid, Score: score}}, res); err != nil {
-			t.Error(err)
-		}
-	}
+	submit := func(pid string, score uint64) { submitTo(t, st, pid, score) }
 	for i := 0; i < 10; i++ {
 		submit(fmt.Sprintf("p%02d", i), uint64(1000-10*i))
 	}
@@ -85,12 +75,7 @@ func TestResumeWhileARedisChangeIsBeingPublished(t *testing.T) {
 // board, never).
 func TestViewerSeesAChangeMadeElsewhereBeforeItsProcessFollowedTheBoard(t *testing.T) {
 	ctx := context.Background()
-	opts, err := goredis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := goredis.NewClient(opts)
-	defer client.Close()
+	client := redisClient(t)
 	prefix := redistest.Prefix(t, "fanout")
 	var hub *Hub
 	a, err := redisstore.New(ctx, redisstore.Options{Client: client, Prefix: prefix, Epoch: "ep",
@@ -106,13 +91,7 @@ func TestViewerSeesAChangeMadeElsewhereBeforeItsProcessFollowedTheBoard(t *testi
 	if err := b.CreateBoard(ctx, "b", store.BoardOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	submit := func(pid string, score uint64) {
-		t.Helper()
-		res := make([]store.Result, 1)
-		if err := b.Submit(ctx, "b", []store.Submission{{ParticipantID: pid, Score: score}}, res); err != nil {
-			t.Fatal(err)
-		}
-	}
+	submit := func(pid string, score uint64) { submitTo(t, b, pid, score) }
 	for i := 0; i < 10; i++ {
 		submit(fmt.Sprintf("p%02d", i), uint64(1000-10*i))
 	}
@@ -147,12 +126,7 @@ func TestViewerSeesAChangeMadeElsewhereBeforeItsProcessFollowedTheBoard(t *testi
 // backlog must not be served from the part that arrived.
 func TestResumeWhileAnotherProcessesBacklogIsBeingPublished(t *testing.T) {
 	ctx := context.Background()
-	opts, err := goredis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := goredis.NewClient(opts)
-	defer client.Close()
+	client := redisClient(t)
 	prefix := redistest.Prefix(t, "fanout")
 	var hub *Hub
 	arrived, release := make(chan struct{}), make(chan struct{})
@@ -177,16 +151,10 @@ func TestResumeWhileAnotherProcessesBacklogIsBeingPublished(t *testing.T) {
 	if err := b.CreateBoard(ctx, "b", store.BoardOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	submit := func(st *redisstore.Store, pid string, score uint64) {
-		t.Helper()
-		res := make([]store.Result, 1)
-		if err := st.Submit(ctx, "b", []store.Submission{{ParticipantID: pid, Score: score}}, res); err != nil {
-			t.Fatal(err)
-		}
-	}
-	submit(a, "p00", 1000) // A follows the board from here
+	submit := submitTo
+	submit(t, a, "p00", 1000) // A follows the board from here
 	for i := 1; i < 12; i++ {
-		submit(b, fmt.Sprintf("p%02d", i), uint64(1000-10*i))
+		submit(t, b, fmt.Sprintf("p%02d", i), uint64(1000-10*i))
 	}
 	spec := Spec{Kind: Top, Limit: 5}
 	first := &recorder{}
@@ -199,10 +167,10 @@ func TestResumeWhileAnotherProcessesBacklogIsBeingPublished(t *testing.T) {
 	now = now.Add(2 * time.Second)
 	hub.Flush(ctx) // the hub forgets the idle board
 
-	submit(b, "p11", 905) // below the window
-	submit(b, "p10", 915)
+	submit(t, b, "p11", 905) // below the window
+	submit(t, b, "p10", 915)
 	for i := 9; i >= 5; i-- { // into the window
-		submit(b, fmt.Sprintf("p%02d", i), uint64(2000+i))
+		submit(t, b, fmt.Sprintf("p%02d", i), uint64(2000+i))
 	}
 	if _, err := hub.Subscribe(ctx, "b", "v", spec, nil, "", &recorder{}, nil); err != nil {
 		t.Fatal(err)
@@ -227,5 +195,26 @@ func TestResumeWhileAnotherProcessesBacklogIsBeingPublished(t *testing.T) {
 	v := apply(t, append(slices.Clone(first.all()[:2]), again.all()[1]), "a")
 	if got := v.list(); v.version != p.Version || !slices.Equal(got, p.Entries) {
 		t.Fatalf("resume from %d answered with %v: window at version %d\n got %v\nwant %v (version %d)", since, again.all()[1], v.version, got, p.Entries, p.Version)
+	}
+}
+
+func redisClient(t *testing.T) *goredis.Client {
+	t.Helper()
+	opts, err := goredis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := goredis.NewClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// submitTo submits one score to board "b" of st. Safe from another
+// goroutine: a failure is reported with t.Error.
+func submitTo(t *testing.T, st store.Store, pid string, score uint64) {
+	t.Helper()
+	res := make([]store.Result, 1)
+	if err := st.Submit(context.Background(), "b", []store.Submission{{ParticipantID: pid, Score: score}}, res); err != nil {
+		t.Error(err)
 	}
 }
