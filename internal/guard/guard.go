@@ -103,6 +103,20 @@ func (g *guardedStore) Stats(ctx context.Context, board string) (s store.Stats, 
 
 func (g *guardedStore) Epoch() string { return g.st.Epoch() }
 
+// CatchUp is the Redis store's (processes over one Redis follow each other's
+// changes with it), through the breaker: while Redis is away the follow loop
+// is refused at once instead of waiting out a timeout per leaderboard. A
+// store without it has nothing to catch up.
+func (g *guardedStore) CatchUp(ctx context.Context, board string) error {
+	c, ok := g.st.(interface {
+		CatchUp(context.Context, string) error
+	})
+	if !ok {
+		return nil
+	}
+	return g.do(ctx, func(ctx context.Context) error { return c.CatchUp(ctx, board) })
+}
+
 // History wraps a history store. Its breaker must be made with
 // Healthy: HistoryHealthy.
 func History(hs history.Store, br *bus.Breaker) history.Store { return &guardedHistory{hs: hs, br: br} }

@@ -418,8 +418,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go hub.Run(sweepCtx)
-	if redisSt != nil && liveHub == gateway.Hub(hub) {
-		go followOtherProcesses(sweepCtx, redisSt, hub, cfg.FlushInterval, log)
+	if follower, ok := st.(interface {
+		CatchUp(context.Context, string) error
+	}); ok && redisSt != nil && liveHub == gateway.Hub(hub) {
+		go followOtherProcesses(sweepCtx, follower, hub, cfg.FlushInterval, log)
 	}
 	go svc.RunWriteQueue(sweepCtx, 100*time.Millisecond)
 	rt.start(sweepCtx)

@@ -106,8 +106,11 @@ func writeQueue(cfg Config) int {
 // saw nothing until this one wrote to it. Once per flush window, each watched
 // leaderboard's outbox is read from where this process stands (one script
 // call when nothing is new). A split deployment's gateways get frames from
-// Kafka instead and do not run this.
-func followOtherProcesses(ctx context.Context, st *redisstore.Store, hub *fanout.Hub, every time.Duration, log *slog.Logger) {
+// Kafka instead and do not run this. st is the Redis store behind its
+// circuit breaker, so that while Redis is away each call is refused at once.
+func followOtherProcesses(ctx context.Context, st interface {
+	CatchUp(context.Context, string) error
+}, hub *fanout.Hub, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
