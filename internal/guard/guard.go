@@ -10,6 +10,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"time"
 
@@ -113,6 +114,12 @@ func (g *guardedStore) CatchUp(ctx context.Context, board string) error {
 	})
 	if !ok {
 		return nil
+	}
+	if g.br.State() != "closed" {
+		// Not the probe of a half-open breaker: that is one call, and a
+		// catch-up reading a backlog could hold it for seconds while every
+		// request is refused. The API's own calls probe; this waits for them.
+		return fmt.Errorf("catch-up of %s: %w", board, bus.ErrBreakerOpen)
 	}
 	return g.do(ctx, func(ctx context.Context) error { return c.CatchUp(ctx, board) })
 }

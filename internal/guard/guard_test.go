@@ -80,3 +80,53 @@ func TestBreakerOpensFailsFastAndCloses(t *testing.T) {
 		t.Fatalf("closed again: %v", err)
 	}
 }
+
+// catchUpStore counts catch-ups (the Redis store's follow of other
+// processes' changes).
+type catchUpStore struct {
+	downStore
+	catchUps atomic.Int64
+}
+
+func (c *catchUpStore) CatchUp(ctx context.Context, board string) error {
+	c.catchUps.Add(1)
+	return nil
+}
+
+// A catch-up goes through the breaker while it is closed, and is refused
+// at once, not let through as the probe, while it is open or half-open: a
+// catch-up reading a backlog would hold the one probe for seconds while every
+// request is refused. The API's own call probes and closes it.
+func TestCatchUpNeverTakesTheProbe(t *testing.T) {
+	ctx := context.Background()
+	inner := &catchUpStore{downStore: downStore{Store: memory.New(memory.Options{})}}
+	inner.CreateBoard(ctx, "b", store.BoardOptions{})
+	br := bus.NewBreaker(bus.BreakerOptions{Name: "redis", Failures: 2, OpenFor: 20 * time.Millisecond, Healthy: StoreHealthy})
+	g := Store(inner, br).(interface {
+		store.Store
+		CatchUp(context.Context, string) error
+	})
+	if err := g.CatchUp(ctx, "b"); err != nil || inner.catchUps.Load() != 1 {
+		t.Fatalf("closed: %v, %d calls", err, inner.catchUps.Load())
+	}
+	inner.down.Store(true)
+	for range 2 {
+		g.Stats(ctx, "b")
+	}
+	for br.State() != "half-open" {
+		if err := g.CatchUp(ctx, "b"); !errors.Is(err, bus.ErrBreakerOpen) {
+			t.Fatalf("open: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := g.CatchUp(ctx, "b"); !errors.Is(err, bus.ErrBreakerOpen) || inner.catchUps.Load() != 1 {
+		t.Fatalf("half-open: %v, %d calls", err, inner.catchUps.Load())
+	}
+	inner.down.Store(false)
+	if _, err := g.Stats(ctx, "b"); err != nil || br.State() != "closed" {
+		t.Fatalf("the API's probe: %v, breaker %s", err, br.State())
+	}
+	if err := g.CatchUp(ctx, "b"); err != nil || inner.catchUps.Load() != 2 {
+		t.Fatalf("closed again: %v, %d calls", err, inner.catchUps.Load())
+	}
+}
