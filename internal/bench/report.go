@@ -129,6 +129,12 @@ type ViewersReport struct {
 	Observations int64                 `json:"observations"`
 	LatencyMS    Latency               `json:"latency_ms"`
 	Kinds        map[string]KindReport `json:"kinds"`
+	// ArrivalLatencyMS is the same delay to the moment the frame reached the viewer's socket (the
+	// kernel's receive timestamp, SO_TIMESTAMPNS), every kind together: LatencyMS less the time the
+	// load tool took to get round to reading it. On one machine the two differ by the tool's own
+	// queueing; a viewer on its own device is nearer the arrival figure.
+	ArrivalObservations int64    `json:"arrival_observations"`
+	ArrivalLatencyMS    *Latency `json:"arrival_latency_ms,omitempty"`
 	// TopSeenRatio = observations by top viewers / (top viewers x markers): 1 when every top viewer
 	// got every marker in an update.
 	TopSeenRatio float64 `json:"top_seen_ratio"`

@@ -136,9 +136,11 @@ type groupResult struct {
 
 	CPUS         float64          `json:"cpu_s"` // child processes: CPU used over the measured window
 	Hists        [numKinds][]byte `json:"hists"`
+	ArrivalHist  []byte           `json:"arrival_hist,omitempty"` // every kind, to the arrival in the socket
 	ErrorSamples []string         `json:"error_samples,omitempty"`
 
-	hist [numKinds]*hdrhistogram.Histogram
+	hist    [numKinds]*hdrhistogram.Histogram
+	arrival *hdrhistogram.Histogram
 }
 
 // add folds o into r (histograms included).
@@ -174,6 +176,12 @@ func (r *groupResult) add(o *groupResult) {
 		}
 		r.hist[k].Merge(o.hist[k])
 	}
+	if o.arrival != nil {
+		if r.arrival == nil {
+			r.arrival = newHist()
+		}
+		r.arrival.Merge(o.arrival)
+	}
 	for _, s := range o.ErrorSamples {
 		if len(r.ErrorSamples) < maxErrorSamples {
 			r.ErrorSamples = append(r.ErrorSamples, s)
@@ -193,6 +201,13 @@ func (r *groupResult) encodeHists() error {
 		}
 		r.Hists[k] = b
 	}
+	if r.arrival != nil && r.arrival.TotalCount() > 0 {
+		b, err := r.arrival.EncodeV2()
+		if err != nil {
+			return err
+		}
+		r.ArrivalHist = b
+	}
 	return nil
 }
 
@@ -208,6 +223,13 @@ func (r *groupResult) decodeHists() error {
 		}
 		r.hist[k] = h
 	}
+	if len(r.ArrivalHist) > 0 {
+		h, err := hdrhistogram.Decode(r.ArrivalHist)
+		if err != nil {
+			return fmt.Errorf("arrival histogram: %w", err)
+		}
+		r.arrival = h
+	}
 	return nil
 }
 
@@ -218,8 +240,9 @@ const maxErrorSamples = 8
 const histShards = 16
 
 type shardHist struct {
-	mu sync.Mutex
-	h  *hdrhistogram.Histogram
+	mu      sync.Mutex
+	h       *hdrhistogram.Histogram
+	arrival *hdrhistogram.Histogram // to the arrival in the socket
 }
 
 // viewerGroup is the viewers of one process.
@@ -465,6 +488,12 @@ func (g *viewerGroup) finish() *groupResult {
 				r.hist[k] = newHist()
 			}
 			r.hist[k].Merge(sh.h)
+			if sh.arrival != nil {
+				if r.arrival == nil {
+					r.arrival = newHist()
+				}
+				r.arrival.Merge(sh.arrival)
+			}
 		}
 	}
 	g.samplesMu.Lock()
@@ -497,12 +526,16 @@ type viewer struct {
 	seen    []uint64     // bit set of marker indexes seen
 	pending []pendingObs // markers seen before their acknowledgement was known here
 	lat     []int64      // delays of the current frame, recorded under one lock
-	msg     []byte       // subscribe message buffer
+	arrLat  []int64      // the same to the frame's arrival in the socket (arrived)
+	// arrived is the kernel's receive timestamp of the last read (Unix ns; 0 = none): when the
+	// frames it returned reached this viewer's socket, before this process got round to them.
+	arrived int64
+	msg     []byte // subscribe message buffer
 
 	st viewerStats
 }
 
-type pendingObs struct{ idx, seen int64 }
+type pendingObs struct{ idx, seen, arrived int64 }
 
 type viewerStats struct {
 	connected                                  bool
@@ -824,13 +857,15 @@ func (v *viewer) testAndSetSeen(idx int64) bool {
 func (v *viewer) observe(idx, now int64) {
 	ack := v.g.acks.get(idx)
 	if ack == 0 {
-		v.pending = append(v.pending, pendingObs{idx: idx, seen: now})
+		v.pending = append(v.pending, pendingObs{idx: idx, seen: now, arrived: v.arrived})
 		return
 	}
-	v.record(ack, now)
+	v.record(ack, now, v.arrived)
 }
 
-func (v *viewer) record(ack, seen int64) {
+// record keeps one delivery: acknowledged at ack, parsed by the viewer at seen, arrived in its
+// socket at arrived (0 = unknown).
+func (v *viewer) record(ack, seen, arrived int64) {
 	if ws := v.g.windowStart.Load(); ws == 0 || ack < ws {
 		return // acknowledged during warmup
 	}
@@ -841,6 +876,9 @@ func (v *viewer) record(ack, seen int64) {
 		d = 0
 	}
 	v.lat = append(v.lat, d/int64(time.Microsecond))
+	if arrived != 0 {
+		v.arrLat = append(v.arrLat, max(arrived-ack, 0)/int64(time.Microsecond))
+	}
 }
 
 // settle records pending deliveries whose acknowledgement is now known; final counts the rest as
@@ -849,7 +887,7 @@ func (v *viewer) settle(final bool) {
 	keep := v.pending[:0]
 	for _, p := range v.pending {
 		if ack := v.g.acks.get(p.idx); ack != 0 {
-			v.record(ack, p.seen)
+			v.record(ack, p.seen, p.arrived)
 		} else if final {
 			v.st.unacked++
 		} else {
@@ -872,6 +910,14 @@ func (v *viewer) flushLat() {
 	for _, us := range v.lat {
 		_ = sh.h.RecordValue(min(max(us, histMinUS), histMaxUS))
 	}
+	if len(v.arrLat) > 0 {
+		if sh.arrival == nil {
+			sh.arrival = newHist()
+		}
+		for _, us := range v.arrLat {
+			_ = sh.arrival.RecordValue(min(max(us, histMinUS), histMaxUS))
+		}
+	}
 	sh.mu.Unlock()
-	v.lat = v.lat[:0]
+	v.lat, v.arrLat = v.lat[:0], v.arrLat[:0]
 }

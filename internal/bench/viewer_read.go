@@ -7,6 +7,7 @@ import (
 	"io"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/lxzan/gws"
 	"golang.org/x/sys/unix"
@@ -40,7 +41,14 @@ func (v *viewer) readLoop(conn *gws.Conn) error {
 	if err != nil {
 		return err
 	}
+	// The kernel stamps each arriving segment with the time it reached the socket; a read hands
+	// back the stamp of the last segment it took. That is when the frame reached the viewer, apart
+	// from how long this process took to get round to reading it (see arrivalOf).
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	})
 	buf := make([]byte, 0, viewerBufSize)
+	var oob [64]byte
 	var loopErr error
 	rerr := raw.Read(func(fd uintptr) bool {
 		for {
@@ -48,7 +56,10 @@ func (v *viewer) readLoop(conn *gws.Conn) error {
 				buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
 			}
 			free := buf[len(buf):cap(buf)]
-			n, err := unix.Read(int(fd), free)
+			n, oobn, _, _, err := unix.Recvmsg(int(fd), free, oob[:], 0)
+			if err == nil {
+				v.arrived = arrivalOf(oob[:oobn])
+			}
 			switch {
 			case err == unix.EAGAIN:
 				return false // drained: wait for the next wake-up
@@ -81,6 +92,26 @@ func (v *viewer) readLoop(conn *gws.Conn) error {
 	}
 	return rerr
 }
+
+// arrivalOf returns the receive timestamp (Unix nanoseconds) in a recvmsg's control data, or 0
+// when it holds none. Parsed by hand: unix.ParseSocketControlMessage allocates on every read.
+func arrivalOf(oob []byte) int64 {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.SizeofCmsghdr+int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.SizeofCmsghdr]))
+			return ts.Nano()
+		}
+		oob = oob[min(cmsgAlign(l), len(oob)):]
+	}
+	return 0
+}
+
+func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 
 // handleFrames handles the complete frames at the start of b and returns what is left (the start
 // of a frame still arriving).

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"unsafe"
 
 	"github.com/lxzan/gws"
+	"golang.org/x/sys/unix"
 )
 
 // serverFrame is a frame as the service writes it: FIN, the opcode, no mask.
@@ -64,4 +66,39 @@ func FuzzNextFrame(f *testing.F) {
 			t.Fatalf("size %d, payload %d of %d bytes", size, len(p), len(b))
 		}
 	})
+}
+
+// cmsg builds one control message as the kernel lays it out.
+func cmsg(level, typ int32, data []byte) []byte {
+	h := unix.Cmsghdr{Level: level, Type: typ}
+	h.SetLen(unix.CmsgLen(len(data)))
+	b := make([]byte, unix.CmsgSpace(len(data)))
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unix.SizeofCmsghdr))
+	copy(b[unix.SizeofCmsghdr:], data)
+	return b
+}
+
+func TestArrivalOfControlData(t *testing.T) {
+	ts := unix.NsecToTimespec(1_790_000_000_123_456_789)
+	stamp := unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts))
+	other := cmsg(unix.SOL_SOCKET, unix.SCM_RIGHTS, []byte{1, 2, 3, 4})
+	good := cmsg(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, stamp)
+	for _, tc := range []struct {
+		name string
+		oob  []byte
+		want int64
+	}{
+		{"none", nil, 0},
+		{"timestamp", good, 1_790_000_000_123_456_789},
+		{"after another message", append(append([]byte{}, other...), good...), 1_790_000_000_123_456_789},
+		{"another message only", other, 0},
+		{"cut short", good[:len(good)-4], 0},
+		{"length below a header", func() []byte { b := append([]byte{}, good...); b[0] = 3; return b }(), 0},
+		{"length past the data", func() []byte { b := append([]byte{}, good...); b[0] = 200; return b }(), 0},
+		{"timestamp too short", cmsg(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, stamp[:8]), 0},
+	} {
+		if got := arrivalOf(tc.oob); got != tc.want {
+			t.Errorf("%s: arrivalOf = %d, want %d", tc.name, got, tc.want)
+		}
+	}
 }

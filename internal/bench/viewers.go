@@ -843,6 +843,11 @@ func fillViewersReport(rep *Report, vr *ViewersReport, res *groupResult, cfg Con
 	}
 	vr.Observations = total.TotalCount()
 	vr.LatencyMS = latencyOf(total)
+	if res.arrival != nil && res.arrival.TotalCount() > 0 {
+		vr.ArrivalObservations = res.arrival.TotalCount()
+		l := latencyOf(res.arrival)
+		vr.ArrivalLatencyMS = &l
+	}
 	if kr, ok := vr.Kinds["top"]; ok {
 		vr.TopSeenRatio = kr.SeenRatio
 	}

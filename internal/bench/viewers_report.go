@@ -61,6 +61,11 @@ func (r Report) writeViewersText(w io.Writer) error {
 		fmt.Fprintf(&b, "delivery ms: %s\n", formatLatency(v.LatencyMS))
 		fmt.Fprintf(&b, "             (acknowledgement to viewer, %d viewer x marker observations; %d before the ack, %d never acked)\n",
 			v.Observations, v.EarlyObservations, v.UnackedObservations)
+		if v.ArrivalLatencyMS != nil {
+			fmt.Fprintf(&b, "arrival ms:  %s\n", formatLatency(*v.ArrivalLatencyMS))
+			fmt.Fprintf(&b, "             (acknowledgement to the frame's arrival in the viewer's socket, kernel timestamp; %d observations)\n",
+				v.ArrivalObservations)
+		}
 		for _, name := range kindNames {
 			k, ok := v.Kinds[name]
 			if !ok {

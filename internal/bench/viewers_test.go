@@ -121,6 +121,13 @@ func checkDelivery(t *testing.T, rep Report, viewers int) {
 	if v.UnackedObservations != 0 {
 		t.Errorf("%d markers seen that were never acknowledged", v.UnackedObservations)
 	}
+	// Each observation also has the kernel's arrival time, which is never after the moment the
+	// viewer parsed the frame: the arrival quantiles cannot exceed the delivery ones.
+	if a := v.ArrivalLatencyMS; a == nil || v.ArrivalObservations != v.Observations {
+		t.Errorf("%d arrival observations (%+v) for %d deliveries", v.ArrivalObservations, a, v.Observations)
+	} else if a.P50 > v.LatencyMS.P50 || a.P99 > v.LatencyMS.P99 || a.Max > v.LatencyMS.Max {
+		t.Errorf("arrival %+v later than delivery %+v", *a, v.LatencyMS)
+	}
 	if v.Frames == 0 || v.Bytes == 0 {
 		t.Errorf("frames %d, bytes %d", v.Frames, v.Bytes)
 	}
