@@ -1,11 +1,13 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -245,12 +247,17 @@ func (w *Watcher) stateLocked() State {
 		Version: st.version, Epoch: st.epoch, Offset: st.offset, Size: st.size,
 	}
 	if w.sub.kind != KindParticipant && st.size > 0 {
-		s.Entries = make([]Entry, 0, st.size)
-		for r := st.offset + 1; r <= st.offset+st.size; r++ {
-			if e, ok := st.entries[r]; ok {
+		// The entries held, not the ranks of the window: offset and size come
+		// from the server, and a size that is absurd (a broken server or a
+		// mangled frame) must not size an allocation or a loop. The entries
+		// held are bounded by the frames received.
+		s.Entries = make([]Entry, 0, len(st.entries))
+		for r, e := range st.entries {
+			if r > st.offset && r-st.offset <= st.size {
 				s.Entries = append(s.Entries, e)
 			}
 		}
+		slices.SortFunc(s.Entries, func(a, b Entry) int { return cmp.Compare(a.Rank, b.Rank) })
 	}
 	if p := st.participant; p != nil {
 		cp := *p
@@ -498,7 +505,7 @@ func (w *Watcher) applyUpdate(s *session, m *liveMsg) bool {
 			st.size = *m.Size
 		}
 		for r := range st.entries {
-			if r <= st.offset || r > st.offset+st.size {
+			if r <= st.offset || r-st.offset > st.size { // no overflow for any offset and size
 				delete(st.entries, r)
 			}
 		}
