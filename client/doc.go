@@ -51,10 +51,12 @@
 //     watcher waits its Retry-After, plus the backoff, and tries the same
 //     transport again. [WithTransport] pins one transport. All three feed
 //     the same apply code.
-//   - SSE and long polls carry no "subscribed" message, so their snapshots do
-//     not name an epoch. Before an SSE connection, and before a long poll
-//     that follows a snapshot of unknown epoch, the watcher reads the current
-//     epoch from GET /v1/leaderboards/{id}/rankings?limit=1. Read first, it
+//   - SSE and long polls carry no "subscribed" message, and the contract
+//     does not require a snapshot to name its epoch (this server's snapshots
+//     do, and the watcher takes the epoch a message names). Before an SSE
+//     connection, and before a long poll that follows a snapshot of unknown
+//     epoch, the watcher reads the current epoch from
+//     GET /v1/leaderboards/{id}/rankings?limit=1. Read first, it
 //     can only be older than the snapshot's, which costs at most one more
 //     snapshot, never a wrong update.
 //   - An unknown leaderboard (404 leaderboard_not_found on a live route or an

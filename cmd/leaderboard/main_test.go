@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,33 @@ func TestCommands(t *testing.T) {
 		errb.Reset()
 		if code := run(append([]string{"serve", "--data-dir", ""}, args...), &out, &errb); code != 2 || !strings.Contains(errb.String(), args[0]) {
 			t.Fatalf("serve %q: exit %d, stderr %q; want 2 naming the flag", args, code, errb.String())
+		}
+	}
+}
+
+// TestValuesTheServerCannotTakeAreUsageErrors: a 0 that the server would take
+// as its default, as 1 or as "no timeout", and access, TLS and tier flags
+// whose values need nothing opened to be refused, are usage errors (exit 2,
+// the flag named) before anything opens. The data directory's parent is a
+// file, so that a value let through fails the start (exit 1) at the first
+// thing it opens instead of serving.
+func TestValuesTheServerCannotTakeAreUsageErrors(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(blocker, "data")
+	for _, args := range [][]string{
+		{"--max-body-bytes", "0"}, {"--max-batch-body-bytes", "0"}, {"--submit-burst", "0"}, {"--ip-burst", "0"},
+		{"--upgrade-burst", "0"}, {"--ws-message-burst", "0"}, {"--demo-participants", "0"}, {"--ip-burst", "-3"},
+		{"--read-header-timeout", "0s"}, {"--read-timeout", "0s"}, {"--write-timeout", "0s"}, {"--idle-timeout", "0s"},
+		{"--shutdown-timeout", "0s"}, {"--auth", "maybe"}, {"--auth-secret", "short"},
+		{"--cors-origins", "game.example"}, {"--trusted-proxies", "lb.internal"}, {"--tls-cert", "cert.pem"},
+		{"--kafka-brokers", "127.0.0.1:9092"}, {"--roles", "api,cache", "--kafka-brokers", "127.0.0.1:9092", "--redis-url", "redis://127.0.0.1:1"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, args...), &out, &errb); code != 2 || !strings.Contains(errb.String(), args[0]) {
+			t.Errorf("serve %q: exit %d, stderr %q; want 2 naming the flag", args, code, errb.String())
 		}
 	}
 }

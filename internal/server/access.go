@@ -61,10 +61,8 @@ func setupAccess(cfg Config) (access, error) {
 		return acc, err
 	}
 	acc.options.TrustedProxies = proxies
-	for _, o := range acc.options.CORSOrigins {
-		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
-			return acc, fmt.Errorf("--cors-origins: %q is not an origin such as https://example.com (or *)", o)
-		}
+	if err := checkCORSOrigins(acc.options.CORSOrigins); err != nil {
+		return acc, err
 	}
 	switch strings.ToLower(cfg.Auth) {
 	case "off", "false", "0":
@@ -106,6 +104,16 @@ func setupAccess(cfg Config) (access, error) {
 		acc.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return acc, nil
+}
+
+// checkCORSOrigins refuses a --cors-origins entry that is not an origin.
+func checkCORSOrigins(origins []string) error {
+	for _, o := range origins {
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return fmt.Errorf("--cors-origins: %q is not an origin such as https://example.com (or *)", o)
+		}
+	}
+	return nil
 }
 
 // announce logs how access is set up: a loud warning with --auth=off, and on

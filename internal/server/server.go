@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbhq/leaderboard/internal/api"
+	"github.com/lbhq/leaderboard/internal/auth"
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/demo"
 	"github.com/lbhq/leaderboard/internal/fanout"
@@ -225,6 +226,11 @@ func (c Config) Validate() error {
 	}{
 		{"--ping-interval", c.PingInterval}, {"--heartbeat-timeout", c.HeartbeatTimeout}, {"--history", c.History},
 		{"--history-flush-interval", c.HistoryFlushInterval}, {"--snapshot-interval", c.SnapshotInterval},
+		// net/http reads a zero timeout as "none" (or, for the header and
+		// idle timeouts, as --read-timeout's), and a zero drain cuts every
+		// request off at once: none of them what a 0 reads as.
+		{"--read-header-timeout", c.ReadHeaderTimeout}, {"--read-timeout", c.ReadTimeout},
+		{"--write-timeout", c.WriteTimeout}, {"--idle-timeout", c.IdleTimeout}, {"--shutdown-timeout", c.ShutdownTimeout},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s must be > 0, not %v", d.flag, d.v)
@@ -237,6 +243,11 @@ func (c Config) Validate() error {
 		{"--max-connections", int64(c.MaxConnections)}, {"--max-subscriptions", int64(c.MaxSubscriptions)},
 		{"--send-queue", int64(c.SendQueue)}, {"--history-queue", int64(c.HistoryQueue)},
 		{"--kafka-partitions", int64(c.KafkaPartitions)}, {"--outbox-max-len", c.OutboxMaxLen},
+		// Taken as their defaults (body limits, --ws-message-burst,
+		// --demo-participants) or as 1 (the other bursts) at 0.
+		{"--max-body-bytes", c.MaxBodyBytes}, {"--max-batch-body-bytes", c.MaxBatchBodyBytes},
+		{"--submit-burst", int64(c.SubmitBurst)}, {"--ip-burst", int64(c.IPBurst)}, {"--upgrade-burst", int64(c.UpgradeBurst)},
+		{"--ws-message-burst", int64(c.WSMessageBurst)}, {"--demo-participants", int64(c.DemoParticipants)},
 	} {
 		if n.v < 1 {
 			return fmt.Errorf("%s must be at least 1, not %d", n.flag, n.v)
@@ -252,6 +263,35 @@ func (c Config) Validate() error {
 	} {
 		if r.v < 0 || math.IsNaN(r.v) {
 			return fmt.Errorf("%s must be >= 0 (0: off), not %v", r.flag, r.v)
+		}
+	}
+	// The access, TLS and tier flags that need no file, database or network
+	// to check: checked here too, so that none of them opens the data
+	// directory first and fails after (setupAccess, openCluster).
+	switch strings.ToLower(c.Auth) {
+	case "on", "true", "1", "":
+		if c.AuthSecret != "" && len(c.AuthSecret) < auth.MinSecretBytes {
+			return fmt.Errorf("--auth-secret must be at least %d bytes, not %d", auth.MinSecretBytes, len(c.AuthSecret))
+		}
+	case "off", "false", "0":
+	default:
+		return fmt.Errorf("--auth must be on or off, not %q", c.Auth)
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return err
+	}
+	if err := checkCORSOrigins(splitList(c.CORSOrigins)); err != nil {
+		return err
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both, or neither")
+	}
+	if c.KafkaBrokers != "" {
+		if _, err := parseRoles(c.Roles); err != nil {
+			return err
+		}
+		if c.RedisURL == "" {
+			return errors.New("--kafka-brokers needs --redis-url: the tiers share the rankings in Redis")
 		}
 	}
 	if c.HistoryRetention < 0 {
