@@ -202,7 +202,6 @@ type CreateRequest struct {
 
 // Create makes a leaderboard.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, error) {
-	now := s.now()
 	if req.ID == "" {
 		req.ID = newUUID()
 	}
@@ -221,13 +220,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 	if !validType(req.Type) {
 		return Leaderboard{}, invalid("type must be 1 to 64 characters of a-z, 0-9 and _")
 	}
-	if !req.EndsAt.IsZero() {
-		if !req.EndsAt.After(now) {
-			return Leaderboard{}, invalid("ends_at must be in the future")
-		}
-		if !req.StartsAt.IsZero() && !req.EndsAt.After(req.StartsAt) {
-			return Leaderboard{}, invalid("ends_at must be after starts_at")
-		}
+	if !req.EndsAt.IsZero() && !req.StartsAt.IsZero() && !req.EndsAt.After(req.StartsAt) {
+		return Leaderboard{}, invalid("ends_at must be after starts_at")
 	}
 	if req.MaxScore != nil && *req.MaxScore > store.MaxScore {
 		return Leaderboard{}, invalid(fmt.Sprintf("max_score must be between 0 and %d", store.MaxScore))
@@ -241,6 +235,16 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 		// is not UTF-8 JSON.
 		return Leaderboard{}, invalid("config must be valid UTF-8")
 	}
+	s.admin.Lock()
+	defer s.admin.Unlock()
+	// The clock is read once the admin lock is held: another admin call
+	// (a finalize writing a large final ranking) may have held it for
+	// seconds, and an ends_at that was ahead when the request arrived
+	// may have passed since.
+	now := s.now()
+	if !req.EndsAt.IsZero() && !req.EndsAt.After(now) {
+		return Leaderboard{}, invalid("ends_at must be in the future")
+	}
 	m := &meta{
 		id: req.ID, name: req.Name, typ: req.Type,
 		opts:     store.BoardOptions{Order: req.Order, Policy: req.Policy},
@@ -248,8 +252,6 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Leaderboard, e
 		maxScore: req.MaxScore, config: slices.Clone(req.Config),
 	}
 	m.notified = m.status(now)
-	s.admin.Lock()
-	defer s.admin.Unlock()
 	if _, err := s.lookup(m.id); err == nil {
 		return Leaderboard{}, errAlreadyExists(m.id)
 	}
@@ -380,7 +382,6 @@ type Patch struct {
 // Update applies a PATCH. Setting status active on a scheduled leaderboard
 // starts it now; a completed leaderboard takes no changes.
 func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, error) {
-	now := s.now()
 	if p.Status != nil && *p.Status != Active && *p.Status != Paused {
 		return Leaderboard{}, invalid(`status must be "active" or "paused" (use finalize to complete a leaderboard)`)
 	}
@@ -399,6 +400,11 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 		// other fields would be written back over that change.
 		s.refresh(ctx)
 	}
+	// The clock is read once the admin lock is held, as in Create: a PATCH
+	// that waited behind a long finalize must not judge the board by the
+	// time it arrived, or it would reopen a board that ended meanwhile
+	// (reads said completed, submissions were refused as ended).
+	now := s.now()
 	c, err := s.lookup(id)
 	if err != nil {
 		s.admin.Unlock()
@@ -431,9 +437,10 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 			c.startsAt = now
 		}
 	}
-	// A ranking store shared by several processes refuses a paused board's
-	// submissions itself, so the pause holds in every process at once, not
-	// at their next sweep.
+	// The ranking store refuses a paused board's submissions itself, under
+	// its write lock: the pause holds at once for what already passed the
+	// status check in this process (a batch's remaining chunks) and, over a
+	// shared store, in every process, not at their next sweep.
 	pz, sharedPause := s.store.(store.Pauser)
 	sharedPause = sharedPause && c.paused != wasPaused
 	if sharedPause {
@@ -455,7 +462,25 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 		}
 	}
 	s.mu.Lock()
-	if m, ok := s.boards[id]; ok {
+	m, ok := s.boards[id]
+	if ok && m.status(s.now()) == Completed {
+		// The board ended while the change was being written (its ends_at
+		// passed after the check above): reads have said completed and
+		// submissions were refused as ended since, so the change comes too
+		// late and must not reopen it. Put the durable record back, or a
+		// restart before the sweep completes the board would reopen it.
+		old := *m
+		s.mu.Unlock()
+		if s.hs != nil {
+			_ = s.hs.PutBoard(ctx, record(&old))
+		}
+		if sharedPause {
+			_ = pz.SetPaused(ctx, id, wasPaused)
+		}
+		s.admin.Unlock()
+		return Leaderboard{}, errEnded(id)
+	}
+	if ok {
 		m.name, m.endsAt, m.paused, m.startsAt = c.name, c.endsAt, c.paused, c.startsAt
 		s.gen++
 		m.gen = s.gen

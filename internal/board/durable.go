@@ -92,6 +92,13 @@ func (s *Service) Restore(ctx context.Context) (RestoreStats, error) {
 			if err != nil {
 				return rs, err
 			}
+			if pz, ok := s.store.(store.Pauser); ok && b.Paused {
+				// The rebuilt board starts unpaused in the store, which
+				// refuses a paused board's submissions itself (Update).
+				if err := pz.SetPaused(ctx, b.ID, true); err != nil {
+					return rs, err
+				}
+			}
 			if s.log != nil {
 				s.log.Track(b.ID, rec.Version, rec.SnapVersion)
 			}

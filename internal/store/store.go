@@ -124,11 +124,12 @@ var (
 	ErrOutOfRange          = errors.New("score or achieved_at out of range")
 )
 
-// Pauser is a ranking store shared by several processes that refuses
-// submissions to a paused leaderboard itself (ErrBoardPaused), so that a
-// pause made through one process holds at once in every other: each checks
-// its own copy of the status too, but re-reads it only at its sweep. A
-// store of one process (memory) need not implement it.
+// Pauser is a ranking store that refuses submissions to a paused leaderboard
+// itself (ErrBoardPaused), atomically with its writes. Shared by several
+// processes, a pause made through one then holds at once in every other:
+// each checks its own copy of the status too, but re-reads it only at its
+// sweep. In one process (memory) it stops what passed the status check
+// before the pause: a submission in flight, the remaining chunks of a batch.
 type Pauser interface {
 	SetPaused(ctx context.Context, board string, paused bool) error
 }

@@ -38,6 +38,10 @@ type board struct {
 	r       *rank.Ranking
 	version uint64
 	sealed  bool
+	// paused refuses submissions (ErrBoardPaused) under the write lock, so
+	// that a batch applied chunk by chunk stops at a pause instead of
+	// taking its remaining chunks after the pause was acknowledged.
+	paused bool
 }
 
 // Options configure a Store.
@@ -184,6 +188,10 @@ func (s *Store) Submit(_ context.Context, id string, subs []store.Submission, re
 			b.mu.Unlock()
 			return store.ErrBoardSealed
 		}
+		if b.paused {
+			b.mu.Unlock()
+			return store.ErrBoardPaused
+		}
 		b.apply(chunk[:end-start], policy, changes[:end-start])
 		for i := start; i < end; i++ {
 			c := &changes[i-start]
@@ -274,6 +282,21 @@ func (s *Store) Remove(_ context.Context, id, participant string) (store.Result,
 	b.version++
 	s.publish(b, participant, &c, true)
 	return resultOf(&c, b.version), nil
+}
+
+// SetPaused implements store.Pauser. The service checks a leaderboard's
+// status before a submission, but a submission (or the rest of a batch)
+// that passed that check is applied later; the flag, read under the write
+// lock, makes the pause hold from the moment it is set.
+func (s *Store) SetPaused(_ context.Context, id string, paused bool) error {
+	b, err := s.get(id)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.paused = paused
+	b.mu.Unlock()
+	return nil
 }
 
 // Seal implements store.Store.
@@ -381,4 +404,7 @@ func (s *Store) Totals() (boards, participants int64) {
 	return boards, participants
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Pauser = (*Store)(nil)
+)

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore New) {
 	t.Run("Idempotent", func(t *testing.T) { testIdempotent(t, newStore) })
 	t.Run("Validation", func(t *testing.T) { testValidation(t, newStore) })
 	t.Run("Seal", func(t *testing.T) { testSeal(t, newStore) })
+	t.Run("Pause", func(t *testing.T) { testPause(t, newStore) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newStore) })
 	t.Run("Restore", func(t *testing.T) { testRestore(t, newStore) })
 }
@@ -459,6 +460,42 @@ func testSeal(t *testing.T, newStore New) {
 	}
 	if page, err := s.Page(ctx, id, 0, 10); err != nil || page.Version != 2 || len(page.Entries) != 2 {
 		t.Fatalf("reads after seal: %+v %v", page, err)
+	}
+}
+
+// testPause: a store that implements store.Pauser refuses a paused board's
+// submissions whole, applying none of them (a batch racing a PATCH stops at
+// the pause), and takes them again once the pause is lifted.
+func testPause(t *testing.T, newStore New) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	pz, ok := s.(store.Pauser)
+	if !ok {
+		t.Skip("the store does not implement store.Pauser")
+	}
+	id := boardID(t, "pause")
+	if err := pz.SetPaused(ctx, id, true); !errors.Is(err, store.ErrBoardNotFound) {
+		t.Fatalf("SetPaused on a missing board: %v, want ErrBoardNotFound", err)
+	}
+	if err := s.CreateBoard(ctx, id, store.BoardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pz.SetPaused(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+	subs := []store.Submission{{ParticipantID: "x", Score: 1, AchievedAt: 1}, {ParticipantID: "y", Score: 2, AchievedAt: 1}}
+	res := make([]store.Result, 2)
+	if err := s.Submit(ctx, id, subs, res); !errors.Is(err, store.ErrBoardPaused) {
+		t.Fatalf("Submit to a paused board: %v, want ErrBoardPaused", err)
+	}
+	if st, err := s.Stats(ctx, id); err != nil || st.Version != 0 || st.Total != 0 {
+		t.Fatalf("after a refused submission: %+v %v, want version 0 and nobody", st, err)
+	}
+	if err := pz.SetPaused(ctx, id, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Submit(ctx, id, subs, res); err != nil || res[1].Version != 2 {
+		t.Fatalf("Submit after the pause was lifted: %+v %v", res, err)
 	}
 }
 
