@@ -25,6 +25,8 @@ type durable struct {
 	log   *history.Writer
 	epoch string
 	done  chan struct{}
+	// unlock releases the history's sole-writer lock (nil: none taken).
+	unlock func()
 }
 
 // openHistory opens the configured history store and decides the epoch: the
@@ -36,9 +38,23 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger) (*durable, e
 	var err error
 	switch {
 	case cfg.PostgresURL != "":
-		d.store, err = openPostgres(ctx, cfg, log)
+		d.store, d.unlock, err = openPostgres(ctx, cfg, log)
 	case cfg.DataDir != "":
-		d.store, err = sqlite.OpenDir(ctx, cfg.DataDir)
+		var s *sqlite.Store
+		if s, err = sqlite.OpenDir(ctx, cfg.DataDir); err == nil {
+			d.store = s
+			if cfg.RedisURL == "" {
+				// Rankings in this process's memory: a second server on the
+				// same directory would hand out the same versions, and the
+				// audit log keeps only the first of each, so its
+				// acknowledged changes would be lost at the next start.
+				// Processes over one Redis share its versions and may share
+				// the directory.
+				if d.unlock, err = sqlite.LockDir(cfg.DataDir); err != nil {
+					s.Close()
+				}
+			}
+		}
 	default:
 		log.Warn("persistence is off (--data-dir is empty): rankings live in memory only and history routes answer 503")
 		close(d.done)
@@ -49,7 +65,7 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger) (*durable, e
 	}
 	state, err := d.store.State(ctx)
 	if err != nil {
-		d.store.Close()
+		d.close()
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	switch {
@@ -59,7 +75,7 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger) (*durable, e
 		d.epoch = state.Epoch
 	default:
 		d.epoch = memory.NewEpoch()
-		log.Warn("the last run did not stop cleanly: changes acknowledged in its last flush interval may be lost; starting a new epoch",
+		log.Warn("the last run did not stop cleanly: changes it acknowledged but had not committed yet (its last flush interval, or its queue while the database was behind) may be lost; starting a new epoch",
 			"previous_epoch", state.Epoch, "epoch", d.epoch)
 	}
 	d.log = history.NewWriter(d.store, history.WriterOptions{
@@ -158,16 +174,27 @@ func (d *durable) close() {
 	if d.store != nil {
 		d.store.Close()
 	}
+	if d.unlock != nil {
+		d.unlock()
+	}
 }
 
 // openPostgres opens the PostgreSQL history store (migrations applied,
-// audit-log partitions made ahead).
-func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (history.Store, error) {
+// audit-log partitions made ahead). With rankings in this process's memory
+// it also takes the schema's sole-writer lock (see openHistory), which
+// unlock releases.
+func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (_ history.Store, unlock func(), _ error) {
 	s, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Retention: cfg.HistoryRetention, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("--postgres-url: %w", err)
+		return nil, nil, fmt.Errorf("--postgres-url: %w", err)
 	}
-	return guard.History(s, newBreaker("postgresql", guard.HistoryHealthy, log)), nil
+	if cfg.RedisURL == "" {
+		if unlock, err = s.LockSoleWriter(ctx); err != nil {
+			s.Close()
+			return nil, nil, fmt.Errorf("--postgres-url: %w", err)
+		}
+	}
+	return guard.History(s, newBreaker("postgresql", guard.HistoryHealthy, log)), unlock, nil
 }
 
 // maintainInterval is how often PostgreSQL's audit-log partitions are made

@@ -172,7 +172,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RegistryTTL, "registry-ttl", 30*time.Second, "with --redis-url: a gateway's registry entry expires this long after its last heartbeat (heartbeats every third of it)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the server's files: the embedded database (leaderboards, audit log, snapshots, final rankings, profiles) and the auth secret; empty runs without persistence")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "", "history: keep it in PostgreSQL at this URL (postgres://...) instead of the embedded database")
-	fs.DurationVar(&c.HistoryFlushInterval, "history-flush-interval", 200*time.Millisecond, "history: group commit; the audit log is written at most this long after a change (a crash loses at most about this much)")
+	fs.DurationVar(&c.HistoryFlushInterval, "history-flush-interval", 200*time.Millisecond, "history: group commit; the audit log is written this long after a change while the database keeps up (a crash loses what is not written yet: about this much then, up to --history-queue changes while it is behind)")
 	fs.IntVar(&c.HistoryQueue, "history-queue", 200000, "history: changes waiting for the group commit; past it submissions get 503 + Retry-After")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 30*time.Second, "history: how often each changed live leaderboard is snapshotted (bounds the log replayed at start-up)")
 	fs.DurationVar(&c.HistoryRetention, "history-retention", 0, "history on PostgreSQL: drop audit-log partitions older than this (0 keeps them forever)")

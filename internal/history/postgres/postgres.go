@@ -145,6 +145,36 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// soleWriterSQL tries the session-scoped advisory lock of a schema's only
+// writer; like lockSQL, its key is derived from current_schema().
+const soleWriterSQL = `SELECT pg_try_advisory_lock(hashtextextended('lbhq/leaderboard sole writer ' || coalesce(current_schema(), ''), 0))`
+
+// LockSoleWriter takes the schema's sole-writer lock for as long as this
+// process runs (release gives it back), or fails when another session holds
+// it. A server whose rankings live in its own memory must be the only writer
+// of its audit log: two of them hand out the same versions, and the log keeps
+// only the first of each. The lock is a session's, so it holds one connection
+// out of the pool until release; if that connection breaks (the database
+// restarts), the lock is gone with it.
+func (s *Store) LockSoleWriter(ctx context.Context) (release func(), err error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres history: %w", err)
+	}
+	conn := c.Hijack() // out of the pool for good: the lock lives as long as this session
+	var got bool
+	if err := conn.QueryRow(ctx, soleWriterSQL).Scan(&got); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("postgres history: %w", err)
+	}
+	if !got {
+		conn.Close(context.Background())
+		return nil, errors.New("postgres history: the schema is in use by another leaderboard server keeping its rankings in memory: " +
+			"stop it, or give this one its own database or schema (search_path)")
+	}
+	return func() { conn.Close(context.Background()) }, nil
+}
+
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	return s.pool.Ping(ctx)

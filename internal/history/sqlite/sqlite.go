@@ -30,6 +30,9 @@ import (
 // FileName is the database's name inside the data directory.
 const FileName = "leaderboard.db"
 
+// LockName is the file LockDir locks inside the data directory.
+const LockName = "leaderboard.lock"
+
 // migrations are applied in order; the database records the last one applied
 // and a database newer than this code is refused.
 var migrations = []string{
@@ -122,7 +125,9 @@ func OpenDir(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("data directory %s is not a directory", dir)
 	}
 	path := filepath.Join(dir, FileName)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	_, err = os.Stat(path)
+	existed := !errors.Is(err, os.ErrNotExist)
+	if !existed {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return nil, fmt.Errorf("data directory %s: %w", dir, err)
@@ -132,12 +137,18 @@ func OpenDir(ctx context.Context, dir string) (*Store, error) {
 				"(restore the file, or point --data-dir at a new or empty directory)", dir, FileName)
 		}
 	}
-	return Open(ctx, path)
+	return open(ctx, path, existed)
 }
 
 // Open opens (creating it when missing) the database file at path and brings
 // its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, false)
+}
+
+// open opens the database at path; existing says that the file was there
+// before, so it must hold the schema already.
+func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
@@ -152,16 +163,27 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, existing); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return s, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, existing bool) error {
 	// The first statement that reads the file tells a damaged or foreign file
 	// apart ("file is not a database").
+	var tables int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&tables); err != nil {
+		return fmt.Errorf("not a usable leaderboard database: %w", err)
+	}
+	if existing && tables == 0 {
+		// SQLite takes an empty file, or a database whose -wal file (all
+		// of it since its first checkpoint) is gone, for a new database:
+		// migrating it would start the service with empty rankings.
+		return errors.New("the file exists but holds no leaderboard schema: it was emptied, or copied without its -wal file; " +
+			"restore it (with leaderboard.db-wal), or remove it if this directory's first start was interrupted")
+	}
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("not a usable leaderboard database: %w", err)
 	}

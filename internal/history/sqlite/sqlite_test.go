@@ -111,3 +111,36 @@ func BenchmarkWriteEvents(b *testing.B) {
 		})
 	}
 }
+
+// TestOpenDirRefusesADatabaseThatLostItsSchema: a leaderboard.db that is
+// there but holds no schema (emptied to zero bytes, or copied without the
+// -wal file that held everything since it was created) is a damaged
+// database, not a new one: opening it must fail instead of starting with
+// empty rankings.
+func TestOpenDirRefusesADatabaseThatLostItsSchema(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBoard(ctx, history.Board{ID: "b", Name: "B"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Truncate(filepath.Join(dir, FileName), 0); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, FileName+"-wal"))
+	os.Remove(filepath.Join(dir, FileName+"-shm"))
+	if s, err := OpenDir(ctx, dir); err == nil || !strings.Contains(err.Error(), "holds no leaderboard schema") {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("an emptied database: %v", err)
+	}
+	// Refused again: the failed open left the file as it was.
+	if _, err := OpenDir(ctx, dir); err == nil {
+		t.Fatal("an emptied database opened at the second try")
+	}
+}
