@@ -437,7 +437,14 @@ func TestHeartbeatAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-silent.closed:
+	case err := <-silent.closed:
+		// The close says why, and not the server's own address (gws used to
+		// send the read error: "read tcp 127.0.0.1:...: i/o timeout").
+		var ce *gws.CloseError
+		if !errors.As(err, &ce) || ce.Code != 1000 || !strings.HasPrefix(string(ce.Reason), "heartbeat timeout") ||
+			strings.Contains(string(ce.Reason), "127.0.0.1") {
+			t.Fatalf("a silent connection closed with %v, want 1000 and a heartbeat timeout as the reason", err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a silent connection was not closed")
 	}

@@ -17,7 +17,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -160,6 +162,25 @@ func New(hub Hub, opts Options) *Gateway {
 // are small, and gws's default 4 KB per idle connection is waste.
 const wsReadBuffer = 1024
 
+// errHeartbeat is what a connection's read returns when the heartbeat timeout
+// passed with nothing received.
+var errHeartbeat = errors.New("heartbeat timeout: nothing received from the client")
+
+// heartbeatReader is the connection as gws reads it. gws closes a connection
+// whose read failed with the error's text as the close reason; a read past the
+// heartbeat deadline fails with "read tcp <server address>-><client
+// address>: i/o timeout", which would tell every client the server's own
+// address (an internal one behind a proxy). The close says why instead.
+type heartbeatReader struct{ net.Conn }
+
+func (r heartbeatReader) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errHeartbeat
+	}
+	return n, err
+}
+
 // Connections is the number of open WebSocket connections.
 func (g *Gateway) Connections() int64 { return g.count.Load() }
 
@@ -290,7 +311,7 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	// gws reads and writes through nc; the writers write frames beside it
 	// through nc too (see writer.go and package wsframe).
 	nc := wsframe.NewConn(netConn)
-	ws, err := g.upgrader.UpgradeFromConn(nc, bufio.NewReaderSize(nc, wsReadBuffer), r)
+	ws, err := g.upgrader.UpgradeFromConn(nc, bufio.NewReaderSize(heartbeatReader{nc}, wsReadBuffer), r)
 	if err != nil {
 		g.count.Add(-1)
 		g.live.Add(-1)
