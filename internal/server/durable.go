@@ -73,6 +73,11 @@ func openHistory(ctx context.Context, cfg Config, log *slog.Logger) (*durable, e
 		d.epoch = memory.NewEpoch()
 	case state.Clean:
 		d.epoch = state.Epoch
+	case cfg.RedisURL != "":
+		// The rankings and their epoch are Redis's, and other processes may
+		// be running on this history right now (it is "not clean" while any
+		// runs): nothing this process acknowledged before is at stake.
+		d.epoch = memory.NewEpoch()
 	default:
 		d.epoch = memory.NewEpoch()
 		log.Warn("the last run did not stop cleanly: changes it acknowledged but had not committed yet (its last flush interval, or its queue while the database was behind) may be lost; starting a new epoch",
