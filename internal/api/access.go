@@ -169,7 +169,7 @@ func (g *guard) clientIP(r *http.Request) string {
 			} else {
 				hop, list = list, ""
 			}
-			addr, err := netip.ParseAddr(strings.TrimSpace(hop))
+			addr, err := parseHop(strings.TrimSpace(hop))
 			if err != nil {
 				return client.Unmap().String()
 			}
@@ -182,8 +182,26 @@ func (g *guard) clientIP(r *http.Request) string {
 	return client.Unmap().String() // every hop was a trusted proxy: the farthest one
 }
 
+// parseHop reads one X-Forwarded-For entry: an address, or an address with a
+// port ("203.0.113.7:41234", "[2001:db8::1]:41234"), as some load balancers
+// write it. Read as garbage, such an entry stopped the walk at the proxy and
+// put every client behind it under one limit, the proxy's.
+func parseHop(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err2 := netip.ParseAddrPort(s)
+		if err2 != nil {
+			return netip.Addr{}, err
+		}
+		a = ap.Addr()
+	}
+	return a, nil
+}
+
 func (g *guard) trusted(a netip.Addr) bool {
-	a = a.Unmap()
+	// A prefix never contains an address with a zone: a link-local proxy's
+	// peer address (fe80::1%eth0) would never be trusted.
+	a = a.Unmap().WithZone("")
 	for _, p := range g.opts.TrustedProxies {
 		if p.Contains(a) {
 			return true

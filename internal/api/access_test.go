@@ -3,6 +3,7 @@ package api_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,27 @@ func TestIPLimit(t *testing.T) {
 		if w := g.do("10.0.0.1", "GET", "/healthz", ""); w.Code != 200 {
 			t.Fatalf("healthz limited: %d", w.Code)
 		}
+	}
+}
+
+// TestRateLimitedAnswerAlwaysCarriesRetryAfter: a 429 refused a fraction of a
+// nanosecond before the next token (0.9999999999 tokens at 0.3/s) still says
+// Retry-After, at least 1, and coming back after it succeeds.
+func TestRateLimitedAnswerAlwaysCarriesRetryAfter(t *testing.T) {
+	g := newGuarded(t, api.AccessOptions{IPRate: 0.3, IPBurst: 1}, nil)
+	if w := g.do("10.0.0.1", "GET", "/v1/leaderboards", ""); w.Code != 200 {
+		t.Fatalf("first request: %d", w.Code)
+	}
+	g.clock.Advance(3333333333 * time.Nanosecond) // time.Duration(1e9 / 0.3)
+	w := g.do("10.0.0.1", "GET", "/v1/leaderboards", "")
+	expectError(t, recorded(w), 429, "rate_limited")
+	secs, err := strconv.Atoi(w.Header().Get("Retry-After"))
+	if err != nil || secs < 1 {
+		t.Fatalf("429 with Retry-After %q", w.Header().Get("Retry-After"))
+	}
+	g.clock.Advance(time.Duration(secs) * time.Second)
+	if w := g.do("10.0.0.1", "GET", "/v1/leaderboards", ""); w.Code != 200 {
+		t.Fatalf("after waiting Retry-After %d: %d", secs, w.Code)
 	}
 }
 

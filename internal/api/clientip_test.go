@@ -31,6 +31,11 @@ func TestClientIP(t *testing.T) {
 		{"a single trusted host", proxies, "192.0.2.1:5000", []string{"203.0.113.8"}, "203.0.113.8"},
 		{"its neighbour is not trusted", proxies, "192.0.2.2:5000", []string{"203.0.113.8"}, "192.0.2.2"},
 		{"an IPv4-mapped client is written as IPv4", proxies, "10.1.2.3:5000", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
+		{"a port after the address, as some load balancers write it", proxies, "10.1.2.3:5000", []string{"203.0.113.7:41234"}, "203.0.113.7"},
+		{"a bracketed IPv6 address with a port", proxies, "10.1.2.3:5000", []string{"[2a00::5]:41234"}, "2a00::5"},
+		{"a trusted hop with a port is passed like one without", proxies, "10.1.2.3:5000", []string{"203.0.113.7, 10.9.9.9:80"}, "203.0.113.7"},
+		{"a port alone is garbage", proxies, "10.1.2.3:5000", []string{":41234"}, "10.1.2.3"},
+		{"a link-local proxy, its zone in the peer address", []netip.Prefix{netip.MustParsePrefix("fe80::/10")}, "[fe80::1%eth0]:5000", []string{"203.0.113.7"}, "203.0.113.7"},
 	}
 	for _, c := range cases {
 		g := newGuard(AccessOptions{TrustedProxies: c.trusted})
@@ -48,7 +53,7 @@ func TestClientIP(t *testing.T) {
 // FuzzClientIP: any X-Forwarded-For from a trusted proxy gives an address, and one that is either
 // the peer or written in the header; nothing panics.
 func FuzzClientIP(f *testing.F) {
-	for _, s := range []string{"203.0.113.7", "1.1.1.1, 203.0.113.7, 10.9.9.9", "bogus", ",,,", " ", "2001:db8::1, ::ffff:1.2.3.4", "10.0.0.1,10.0.0.2"} {
+	for _, s := range []string{"203.0.113.7", "1.1.1.1, 203.0.113.7, 10.9.9.9", "203.0.113.7:80, [2001:db8::1]:443", "bogus", ",,,", " ", "2001:db8::1, ::ffff:1.2.3.4", "10.0.0.1,10.0.0.2"} {
 		f.Add(s)
 	}
 	g := newGuard(AccessOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")}})
@@ -69,7 +74,11 @@ func FuzzClientIP(f *testing.F) {
 
 func containsAddr(list string, a netip.Addr) bool {
 	for _, hop := range strings.Split(list, ",") {
-		if b, err := netip.ParseAddr(strings.TrimSpace(hop)); err == nil && b.Unmap() == a {
+		hop = strings.TrimSpace(hop)
+		if b, err := netip.ParseAddr(hop); err == nil && b.Unmap() == a {
+			return true
+		}
+		if b, err := netip.ParseAddrPort(hop); err == nil && b.Addr().Unmap() == a {
 			return true
 		}
 	}

@@ -38,7 +38,7 @@ import (
 type Options struct {
 	PingInterval     time.Duration // server pings (default 25 s)
 	HeartbeatTimeout time.Duration // close a connection silent this long (default 60 s)
-	MaxConnections   int           // WebSocket connections (default 10000)
+	MaxConnections   int           // WebSockets, SSE streams and long polls together (default 10000)
 	MaxSubscriptions int           // per connection (default 16)
 	SendQueue        int           // frames queued per connection before it counts as slow (default 256)
 	AllowedOrigins   []string      // empty: any origin

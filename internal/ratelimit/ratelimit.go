@@ -75,15 +75,41 @@ func (l *Limiter) Allow(k Key, now time.Time) (bool, time.Duration) {
 	}
 	if elapsed := ns - b.last; elapsed > 0 {
 		b.tokens = math.Min(l.burst, b.tokens+float64(elapsed)/1e9*l.rate)
-		b.last = ns
 	}
+	// Also when the clock went back: the bucket refills from now on, where
+	// keeping a last refill in the future held every refill (and made each
+	// Retry-After a lie) until the clock had caught up again, an hour's
+	// step an hour of refusals.
+	b.last = ns
 	if b.tokens < 1 {
 		s.m[h] = b
-		return false, time.Duration((1 - b.tokens) / l.rate * 1e9)
+		return false, l.wait(b.tokens)
 	}
 	b.tokens--
 	s.m[h] = b
 	return true, 0
+}
+
+// maxWait bounds the wait Allow returns (about 146 years): at a tiny rate the
+// exact one would overflow a Duration.
+const maxWait = 1 << 62
+
+// wait is how long a bucket holding tokens (< 1) takes to hold one: rounded up
+// to the nanosecond, at least one, and checked with Allow's own refill
+// arithmetic. Truncated, (1-tokens)/rate sent a client that waited exactly
+// that long (or the whole seconds of Retry-After, when they came out even)
+// into another refusal, and at a wait under a nanosecond gave 0: a 429
+// without Retry-After.
+func (l *Limiter) wait(tokens float64) time.Duration {
+	w := (1 - tokens) / l.rate * 1e9
+	if w >= maxWait {
+		return maxWait
+	}
+	d := max(int64(math.Ceil(w)), 1)
+	for step := int64(1); tokens+float64(d)/1e9*l.rate < 1; step *= 2 {
+		d += step // float rounding: a few nanoseconds more
+	}
+	return time.Duration(d)
 }
 
 // Sweep drops the buckets that are full again at now; they behave exactly like
@@ -93,12 +119,16 @@ func (l *Limiter) Sweep(now time.Time) {
 		return
 	}
 	ns := now.UnixNano()
-	full := int64(l.burst / l.rate * 1e9)
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
 		for k, b := range s.m {
-			if ns-b.last >= full {
+			// Full by Allow's own arithmetic. A threshold of burst/rate
+			// truncated to whole nanoseconds dropped some buckets a fraction
+			// of a token short of full (the key then got a whole fresh
+			// burst), and at a tiny rate overflowed int64 and dropped
+			// every bucket at every sweep.
+			if b.tokens+float64(ns-b.last)/1e9*l.rate >= l.burst {
 				delete(s.m, k)
 			}
 		}

@@ -160,7 +160,13 @@ func parseTrustedProxies(list string) ([]netip.Prefix, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR prefix such as 10.0.0.0/8", item)
 			}
-			out = append(out, p.Masked())
+			p = p.Masked()
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				// The limits compare peers unmapped (as for a single address
+				// below): ::ffff:10.0.0.0/104 left mapped would never match.
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p)
 			continue
 		}
 		a, err := netip.ParseAddr(item)

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -255,6 +256,27 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	if status := get(untrusted, "203.0.113.200"); status != 429 {
 		t.Fatalf("an untrusted peer rotating X-Forwarded-For: %d, want 429", status)
+	}
+}
+
+// TestTrustedProxyPrefixInIPv4MappedForm: a proxy prefix written in the
+// IPv4-mapped form some dual-stack tools log (::ffff:10.0.0.0/104) trusts the
+// IPv4 peers it names, as an address in that form does; the limits compare
+// peers unmapped, so a prefix left mapped would never match.
+func TestTrustedProxyPrefixInIPv4MappedForm(t *testing.T) {
+	peer := netip.MustParseAddr("10.1.2.3")
+	for _, list := range []string{"::ffff:10.0.0.0/104", "::ffff:10.1.2.3/128", "::ffff:10.1.2.3", "10.0.0.0/8"} {
+		prefixes, err := parseTrustedProxies(list)
+		if err != nil || len(prefixes) != 1 {
+			t.Fatalf("%s: %v %v", list, prefixes, err)
+		}
+		if !prefixes[0].Contains(peer) {
+			t.Errorf("%s (parsed as %v) does not trust the peer %v", list, prefixes[0], peer)
+		}
+	}
+	prefixes, _ := parseTrustedProxies("::ffff:10.0.0.0/104")
+	if prefixes[0].Contains(netip.MustParseAddr("11.0.0.1")) {
+		t.Errorf("::ffff:10.0.0.0/104 (parsed as %v) trusts 11.0.0.1", prefixes[0])
 	}
 }
 
