@@ -67,6 +67,7 @@ func TestValuesTheServerCannotTakeAreUsageErrors(t *testing.T) {
 		{"--read-header-timeout", "0s"}, {"--read-timeout", "0s"}, {"--write-timeout", "0s"}, {"--idle-timeout", "0s"},
 		{"--shutdown-timeout", "0s"}, {"--auth", "maybe"}, {"--auth-secret", "short"},
 		{"--cors-origins", "game.example"}, {"--trusted-proxies", "lb.internal"}, {"--tls-cert", "cert.pem"},
+		{"--history-retention", "720h"}, // SQLite: nothing would ever be dropped
 		{"--kafka-brokers", "127.0.0.1:9092"}, {"--roles", "api,cache", "--kafka-brokers", "127.0.0.1:9092", "--redis-url", "redis://127.0.0.1:1"},
 	} {
 		var out, errb bytes.Buffer

@@ -303,6 +303,12 @@ func (c Config) Validate() error {
 		// holds yet.
 		return fmt.Errorf("--history-retention %v must be 0 (forever) or at least twice --snapshot-interval (%v)", c.HistoryRetention, c.SnapshotInterval)
 	}
+	if c.HistoryRetention > 0 && c.PostgresURL == "" {
+		// Only the PostgreSQL audit log is trimmed (its day partitions are
+		// dropped); the SQLite one keeps every event. Taken and ignored, the
+		// flag read as a bound on the database's growth that it did not set.
+		return fmt.Errorf("--history-retention %v needs --postgres-url: only the PostgreSQL audit log is trimmed (the SQLite one under --data-dir keeps every event)", c.HistoryRetention)
+	}
 	return nil
 }
 

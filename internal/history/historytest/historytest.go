@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) history.Store) {
 		{"Boards", testBoards},
 		{"EventsInVersionOrder", testEvents},
 		{"ParticipantEventsNewestFirst", testParticipantEvents},
+		{"EventsKeptWhateverTheirTime", testEventsWhateverTheirTime},
 		{"Snapshots", testSnapshots},
 		{"Finalize", testFinalize},
 		{"FinalizeDropsSnapshot", testFinalizeDropsSnapshot},
@@ -238,6 +239,65 @@ func testParticipantEvents(t *testing.T, h history.Store) {
 	}
 	if got, err := h.ParticipantEvents(ctx, "x", "nobody", 10, 0); err != nil || len(got) != 0 {
 		t.Fatalf("unknown participant: %v, %v", got, err)
+	}
+}
+
+// testEventsWhateverTheirTime: an event is kept and read back exactly, and
+// paged without a gap or a repeat, whatever its created_at: on either side
+// of a UTC midnight (PostgreSQL's day partitions), far before the days a
+// store prepared for and far after them (a clock that jumped).
+func testEventsWhateverTheirTime(t *testing.T, h history.Store) {
+	ctx := context.Background()
+	if err := h.PutBoard(ctx, sampleBoard("t")); err != nil {
+		t.Fatal(err)
+	}
+	midnight := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	times := []time.Time{
+		time.Date(1971, 1, 1, 0, 0, 0, 1e6, time.UTC),
+		midnight.Add(-24*time.Hour - time.Millisecond),
+		midnight.Add(-time.Millisecond), // 23:59:59.999
+		midnight,                        // 00:00:00.000
+		midnight.Add(time.Millisecond),
+		midnight.AddDate(0, 0, 40),
+		time.Date(2100, 12, 31, 23, 59, 59, 999e6, time.UTC),
+	}
+	var batch history.Batch
+	for i, at := range times {
+		e := event("t", uint64(i+1), "me", 0, uint64(i+1), false)
+		e.CreatedAt = at.UnixMilli()
+		batch.Events = append(batch.Events, e)
+	}
+	if err := h.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var replayed []history.Event
+	if err := h.EventsAfter(ctx, "t", 0, func(e history.Event) error { replayed = append(replayed, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(replayed) != len(times) {
+		t.Fatalf("%d events read back, want %d", len(replayed), len(times))
+	}
+	for i, e := range replayed {
+		if e.Version != uint64(i+1) || e.CreatedAt != times[i].UnixMilli() {
+			t.Fatalf("event %d: version %d created_at %v, want %d at %v", i, e.Version, time.UnixMilli(e.CreatedAt).UTC(), i+1, times[i])
+		}
+	}
+	// Pages of 2, newest first, cover every version once.
+	var paged []uint64
+	for offset := 0; ; offset += 2 {
+		page, err := h.ParticipantEvents(ctx, "t", "me", 2, offset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			paged = append(paged, e.Version)
+		}
+	}
+	if fmt.Sprint(paged) != "[7 6 5 4 3 2 1]" {
+		t.Fatalf("paged versions %v, want [7 6 5 4 3 2 1]", paged)
 	}
 }
 

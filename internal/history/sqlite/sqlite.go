@@ -21,7 +21,8 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlitedrv "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/lbhq/leaderboard/internal/history"
 	"github.com/lbhq/leaderboard/internal/store"
@@ -163,7 +164,20 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	s := &Store{db: db}
-	if err := s.migrate(ctx, existing); err != nil {
+	// Switching a new file to WAL (the first connection's pragma) answers
+	// SQLITE_BUSY at once, without waiting on the busy timeout, when another
+	// process is opening the same new file at that moment: tried again,
+	// briefly, as the busy timeout would have.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = s.migrate(ctx, existing)
+		var se *sqlitedrv.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlitelib.SQLITE_BUSY || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -171,10 +185,22 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 }
 
 func (s *Store) migrate(ctx context.Context, existing bool) error {
+	// Everything runs in one IMMEDIATE transaction (the write lock, taken at
+	// BEGIN, waiting on the busy timeout): processes that share the file and
+	// start together then apply each migration once. With the version read
+	// outside it, two of them saw the same version and the second failed to
+	// start on "table leaderboards already exists" (or on SQLITE_BUSY, which
+	// WAL answers at once to a read transaction that turns into a write
+	// after another connection wrote).
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("not a usable leaderboard database: %w", err)
+	}
+	defer tx.Rollback()
 	// The first statement that reads the file tells a damaged or foreign file
 	// apart ("file is not a database").
 	var tables int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&tables); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&tables); err != nil {
 		return fmt.Errorf("not a usable leaderboard database: %w", err)
 	}
 	if existing && tables == 0 {
@@ -184,11 +210,11 @@ func (s *Store) migrate(ctx context.Context, existing bool) error {
 		return errors.New("the file exists but holds no leaderboard schema: it was emptied, or copied without its -wal file; " +
 			"restore it (with leaderboard.db-wal), or remove it if this directory's first start was interrupted")
 	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("not a usable leaderboard database: %w", err)
 	}
 	var current int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	latest := len(migrations) - 1
@@ -196,21 +222,15 @@ func (s *Store) migrate(ctx context.Context, existing bool) error {
 		return fmt.Errorf("the database's schema version %d is newer than this program knows (%d): run a newer leaderboard", current, latest)
 	}
 	for v := current + 1; v <= latest; v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMilli()); err != nil {
-			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

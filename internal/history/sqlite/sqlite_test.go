@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lbhq/leaderboard/internal/history"
@@ -142,5 +143,34 @@ func TestOpenDirRefusesADatabaseThatLostItsSchema(t *testing.T) {
 	// Refused again: the failed open left the file as it was.
 	if _, err := OpenDir(ctx, dir); err == nil {
 		t.Fatal("an emptied database opened at the second try")
+	}
+}
+
+// Processes sharing one database file (docs/SCALING.md) may start at the same
+// moment: each must open it, and the migrations must be applied once.
+func TestConcurrentOpensOfANewFile(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), FileName)
+		const n = 4
+		stores := make([]*Store, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { stores[i], errs[i] = Open(context.Background(), path) })
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d, open %d of %d at once: %v", round, i, n, errs[i])
+			}
+			defer stores[i].Close()
+		}
+		var applied, latest int
+		if err := stores[0].db.QueryRow(`SELECT count(*), max(version) FROM schema_migrations`).Scan(&applied, &latest); err != nil {
+			t.Fatal(err)
+		}
+		if applied != len(migrations)-1 || latest != len(migrations)-1 {
+			t.Fatalf("round %d: %d migrations recorded, latest %d; want %d", round, applied, latest, len(migrations)-1)
+		}
 	}
 }
