@@ -664,6 +664,10 @@ func (s *Service) storeError(err error, board, participant string) error {
 		return errParticipantNotFound(participant)
 	case errors.Is(err, store.ErrOutOfRange):
 		return invalid("score or timestamp out of range")
+	case errors.Is(err, store.ErrDamaged):
+		// Retrying soon does not help: say what is wrong and wait long.
+		s.log0("leaderboard damaged in the ranking store (keys lost: a Redis eviction policy other than noeviction, or a partial restore); it needs repair", board, err)
+		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("leaderboard %q is damaged in the ranking store; an operator must repair it", board), RetryAfter: time.Minute}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return unavailable(err)
 	}

@@ -62,11 +62,13 @@ func (q *writeQueue) push(board string, subs []store.Submission) error {
 }
 
 // backendFailure reports whether err is the ranking store failing (rather
-// than answering: not found, sealed, out of range).
+// than answering: not found, sealed, out of range). A damaged leaderboard
+// (ErrDamaged) is an answer too: its writes would fail again at every drain,
+// and queued at the head they would hold every later submission behind them.
 func backendFailure(err error) bool {
 	return err != nil && !errors.Is(err, store.ErrBoardNotFound) && !errors.Is(err, store.ErrBoardSealed) && !errors.Is(err, store.ErrBoardPaused) &&
 		!errors.Is(err, store.ErrParticipantNotFound) && !errors.Is(err, store.ErrOutOfRange) && !errors.Is(err, store.ErrBoardExists) &&
-		!errors.Is(err, context.Canceled)
+		!errors.Is(err, store.ErrDamaged) && !errors.Is(err, context.Canceled)
 }
 
 // apply submits through the store, or queues when the queue is in use or

@@ -22,7 +22,10 @@ import (
 // StoreHealthy reports the ranking store's normal answers.
 func StoreHealthy(err error) bool {
 	return errors.Is(err, store.ErrBoardNotFound) || errors.Is(err, store.ErrBoardExists) || errors.Is(err, store.ErrBoardSealed) ||
-		errors.Is(err, store.ErrBoardPaused) || errors.Is(err, store.ErrParticipantNotFound) || errors.Is(err, store.ErrOutOfRange)
+		errors.Is(err, store.ErrBoardPaused) || errors.Is(err, store.ErrParticipantNotFound) || errors.Is(err, store.ErrOutOfRange) ||
+		// One leaderboard's damaged keys: the backend answered, and the
+		// other leaderboards must not be refused because of it.
+		errors.Is(err, store.ErrDamaged)
 }
 
 // HistoryHealthy reports the history store's normal answers.

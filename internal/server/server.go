@@ -470,6 +470,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		go followOtherProcesses(sweepCtx, follower, hub, cfg.FlushInterval, log)
 	}
 	go svc.RunWriteQueue(sweepCtx, 100*time.Millisecond)
+	lost := make(chan error, 1)
+	if redisSt != nil {
+		go watchRedisData(sweepCtx, redisSt, cfg.SweepInterval, lost)
+	}
 	rt.start(sweepCtx)
 	hist.run(sweepCtx, snapshotSource(st))
 	if cl != nil {
@@ -511,10 +515,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	var lostErr error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case lostErr = <-lost:
+		log.Error("stopping: Redis lost the leaderboards' data under this server; its versions and epoch no longer hold. Start it again: the start rebuilds the leaderboards from the history store's audit log in a new epoch", "err", lostErr)
 	}
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	bots.Stop()
@@ -543,11 +550,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 		log.Error("stopping with submissions still queued for the unreachable ranking store: they were answered 202 and are lost", "submissions", lost)
 	}
 	rt.leave(stopCtx)
-	if err := hist.stop(stopCtx, snapshotSource(st), drainErr == nil); err != nil {
-		return errors.Join(drainErr, err)
+	if err := hist.stop(stopCtx, snapshotSource(st), drainErr == nil && lostErr == nil); err != nil {
+		return errors.Join(lostErr, drainErr, err)
 	}
-	if drainErr != nil {
-		return drainErr
+	if drainErr != nil || lostErr != nil {
+		return errors.Join(lostErr, drainErr)
 	}
 	log.Info("stopped")
 	return nil

@@ -126,3 +126,32 @@ func followOtherProcesses(ctx context.Context, st interface {
 		}
 	}
 }
+
+// watchRedisData checks at every interval that Redis still holds the epoch
+// this process serves, and sends ErrDataLost on lost when it does not. A
+// Redis restarted without persistence (or flushed) otherwise went unnoticed:
+// its leaderboards answered 404 while the board service listed them as
+// active, until a restart; and once another process had rebuilt them from
+// the audit log (in a new epoch, perhaps at lower versions), this one went
+// on handing out the reused versions under its old epoch, so its viewers
+// resuming with since_version got deltas of another history. Stopping is the
+// way back: the next start rebuilds from the audit log and takes the new
+// epoch. Redis not answering is an outage, not a loss: checked again later.
+func watchRedisData(ctx context.Context, st *redisstore.Store, every time.Duration, lost chan<- error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		check, cancel := context.WithTimeout(ctx, readyTimeout)
+		err := st.CheckEpoch(check)
+		cancel()
+		if errors.Is(err, redisstore.ErrDataLost) {
+			lost <- err
+			return
+		}
+	}
+}

@@ -122,6 +122,11 @@ var (
 	ErrBoardPaused         = errors.New("leaderboard is paused: it takes no submissions")
 	ErrParticipantNotFound = errors.New("participant not found")
 	ErrOutOfRange          = errors.New("score or achieved_at out of range")
+	// ErrDamaged is a leaderboard whose data the store holds is damaged (a
+	// shared store that lost some of its keys): every write to it fails the
+	// same way until an operator repairs it. The store is reachable, so
+	// this is no reason to queue writes or to refuse other leaderboards'.
+	ErrDamaged = errors.New("leaderboard data damaged in the ranking store")
 )
 
 // Pauser is a ranking store that refuses submissions to a paused leaderboard

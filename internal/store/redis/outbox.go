@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -225,6 +226,14 @@ func (s *Store) deliver(ctx context.Context, board string, t *tail, ticket uint6
 	}
 	if !t.ready || t.gen != gen {
 		t.reset(gen, base)
+	} else if own[0].Version <= t.last && laterID(own[0].ID, t.lastID) {
+		// A version already published, at a newer stream id than the last
+		// one published (a catch-up that read this write's own event first
+		// has it at the same id): Redis went back in time (restarted from
+		// an older RDB or AOF state, the epoch key with it), and these
+		// versions name other changes than the ones clients and the audit
+		// log have.
+		s.rolledBack.Store(true)
 	}
 	target := own[len(own)-1]
 	for len(own) > 0 && own[0].Version == t.last+1 { // the usual case: nothing in between
@@ -247,6 +256,24 @@ func (s *Store) deliver(ctx context.Context, board string, t *tail, ticket uint6
 	if t.last < target.Version && t.gen == gen {
 		s.fill(ctx, board, t, target.ID, target.Version)
 	}
+}
+
+// laterID reports whether stream id a ("ms-seq") comes after b; false when
+// either does not parse.
+func laterID(a, b string) bool {
+	am, as, ok1 := strings.Cut(a, "-")
+	bm, bs, ok2 := strings.Cut(b, "-")
+	if !ok1 || !ok2 {
+		return false
+	}
+	amn, err1 := strconv.ParseUint(am, 10, 64)
+	asn, err2 := strconv.ParseUint(as, 10, 64)
+	bmn, err3 := strconv.ParseUint(bm, 10, 64)
+	bsn, err4 := strconv.ParseUint(bs, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return false
+	}
+	return amn > bmn || (amn == bmn && asn > bsn)
 }
 
 // CatchUp publishes to the Sink every event of board not published yet, made
@@ -303,6 +330,8 @@ func (s *Store) CatchUp(ctx context.Context, board string) error {
 		return nil
 	case t.gen != gen:
 		t.reset(gen, uintOf(r[3]))
+	case uintOf(r[1]) < t.last:
+		s.rolledBack.Store(true) // as in deliver: Redis went back in time
 	}
 	if v := uintOf(r[1]); t.last < v {
 		return s.fill(ctx, board, t, str(r[4]), v)

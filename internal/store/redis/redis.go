@@ -76,7 +76,10 @@
 // The epoch is kept in Redis at P+"epoch" (set once with SET NX to a random
 // value), so every process on the same Redis reports the same one; it changes
 // only if that key is lost (a flushed Redis), which is exactly when versions
-// stop being comparable. Options.Epoch overrides it.
+// stop being comparable. Options.Epoch overrides it. A Redis that loses its
+// data under a running process (restarted without persistence, flushed, or
+// the key evicted) loses the epoch key with it: CheckEpoch tells, and the
+// process must stop using its epoch (see ErrDataLost).
 //
 // # Connecting
 //
@@ -138,17 +141,23 @@ type Options struct {
 	OutboxMaxLen int64
 }
 
+// ErrDataLost is CheckEpoch's answer when the epoch key no longer holds the
+// epoch this store read at its start.
+var ErrDataLost = errors.New("redis store: Redis lost its data: the epoch key is gone or holds another epoch (restarted without persistence, flushed, or evicted), or a leaderboard's version went backwards (restarted from an older persisted state)")
+
 // Store is the Redis ranking store. Create it with New.
 type Store struct {
 	c      goredis.UniversalClient
 	prefix string
 	epoch  string
+	ownEp  bool // the epoch is Options.Epoch, not the key's
 	sink   store.EventSink
 	maxlen string
 
-	tailsMu sync.Mutex
-	tails   map[string]*tail
-	gaps    atomic.Uint64
+	tailsMu    sync.Mutex
+	tails      map[string]*tail
+	gaps       atomic.Uint64
+	rolledBack atomic.Bool // a leaderboard's version went backwards (see deliver)
 }
 
 // New returns a store over opts.Client, reading (or setting) the epoch.
@@ -171,6 +180,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		c:      opts.Client,
 		prefix: prefix,
 		epoch:  opts.Epoch,
+		ownEp:  opts.Epoch != "",
 		sink:   opts.Sink,
 		maxlen: strconv.FormatInt(maxlen, 10),
 		tails:  map[string]*tail{},
@@ -197,6 +207,34 @@ func randomHex(n int) string {
 
 // Epoch implements store.Store.
 func (s *Store) Epoch() string { return s.epoch }
+
+// CheckEpoch returns ErrDataLost when the epoch key is gone or holds another
+// epoch than the one this store reports: Redis lost the data the versions
+// this process handed out belong to (its leaderboards are gone, or were
+// rebuilt by another process from the audit log, perhaps at lower versions
+// that will be reused). Any other error is Redis not answering. With
+// Options.Epoch set there is no key to check, and it returns nil.
+//
+// It also returns ErrDataLost once this store saw a leaderboard's version go
+// backwards within one incarnation: a Redis restarted from an older persisted
+// state (an RDB snapshot, an AOF fsynced every second) keeps its epoch key,
+// but hands out versions again that this process already published.
+func (s *Store) CheckEpoch(ctx context.Context) error {
+	if s.rolledBack.Load() {
+		return ErrDataLost
+	}
+	if s.ownEp {
+		return nil
+	}
+	epoch, err := s.c.Get(ctx, s.prefix+"epoch").Result()
+	if errors.Is(err, goredis.Nil) || (err == nil && epoch != s.epoch) {
+		return ErrDataLost
+	}
+	if err != nil {
+		return fmt.Errorf("redis store: epoch: %w", err)
+	}
+	return nil
+}
 
 // Client returns the Redis client the store uses.
 func (s *Store) Client() goredis.UniversalClient { return s.c }
@@ -722,6 +760,9 @@ func decodeEntries(dst []store.Entry, pairs []any, desc bool, rank int64) ([]sto
 func run(ctx context.Context, c goredis.UniversalClient, script *goredis.Script, keys []string, args ...any) (int64, []any, error) {
 	v, err := script.Run(ctx, c, keys, args...).Result()
 	if err != nil {
+		if damaged(err) {
+			return 0, nil, fmt.Errorf("redis store: %w: %w", store.ErrDamaged, err)
+		}
 		return 0, nil, fmt.Errorf("redis store: %w", err)
 	}
 	r, ok := v.([]any)
@@ -729,6 +770,22 @@ func run(ctx context.Context, c goredis.UniversalClient, script *goredis.Script,
 		return 0, nil, fmt.Errorf("redis store: unexpected script reply %v", v)
 	}
 	return intOf(r[0]), r, nil
+}
+
+// damaged reports whether err is Redis answering that a script failed on the
+// board's data: a key of the wrong type, or a Lua error such as a rank read
+// from a sorted set that is gone while the participant hash still names its
+// member (keys evicted, partly lost). Such a script fails again on every
+// retry, unlike Redis being away, out of memory (OOM), read-only after a
+// failover (READONLY), busy (BUSY) or loading (LOADING), which pass.
+func damaged(err error) bool {
+	var re goredis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "WRONGTYPE ") || strings.HasPrefix(msg, "ERR user_script:") || // Redis 7
+		strings.HasPrefix(msg, "ERR Error running script") // Redis 6
 }
 
 func str(v any) string {
