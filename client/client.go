@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -256,9 +258,14 @@ func parseRetryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil {
+	if s, err := strconv.Atoi(v); err == nil || errors.Is(err, strconv.ErrRange) {
 		if s < 0 {
 			return 0
+		}
+		// Saturate: seconds past what a Duration holds (a broken proxy, a
+		// hostile server) wrapped around to a negative or short wait.
+		if s > int(math.MaxInt64/int64(time.Second)) {
+			return math.MaxInt64
 		}
 		return time.Duration(s) * time.Second
 	}

@@ -48,8 +48,8 @@
 //     since_version, epoch and timeout_ms). On a fallback it tries WebSocket
 //     again every 30 s ([WithWebSocketRetry]). A 429 rate_limited answer
 //     (too many upgrades or streams from one address) is no refusal: the
-//     watcher waits its Retry-After, plus the backoff, and tries the same
-//     transport again. [WithTransport] pins one transport. All three feed
+//     watcher waits its Retry-After (at most a minute), plus the backoff,
+//     and tries the same transport again. [WithTransport] pins one transport. All three feed
 //     the same apply code.
 //   - SSE and long polls carry no "subscribed" message, and the contract
 //     does not require a snapshot to name its epoch (this server's snapshots

@@ -50,6 +50,11 @@ func refusal(resp *http.Response) sessionResult {
 // and long-poll transports, whose snapshots do not name their epoch (see
 // session.epoch). A fatal answer ends the watcher.
 func (w *Watcher) fetchEpoch(ctx context.Context) (string, *sessionResult) {
+	// Bounded like the stream it precedes: a read that never ends (a server
+	// that accepts and says nothing, a proxy that holds the request) left
+	// the watcher waiting forever, never reconnecting.
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.readTimeout)
+	defer cancel()
 	var p RankingPage
 	u := w.c.path("v1", "leaderboards", w.board, "rankings") + "?limit=1"
 	if err := w.c.doCfg(ctx, &w.cfg, http.MethodGet, u, nil, &p); err != nil {
@@ -190,9 +195,40 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 
 // runLongPoll polls until a poll fails or ctx ends.
 func (w *Watcher) runLongPoll(ctx context.Context) sessionResult {
+	start := time.Now()
+	res := w.longPolls(ctx)
+	// Like a stream, a run of polls resets the backoff once it lasted: it
+	// did on its first answer, so a server that answered every other poll
+	// and failed the next was polled again within the first backoff step,
+	// forever.
+	res.stable = res.connected && time.Since(start) >= w.cfg.stableAfter()
+	return res
+}
+
+func (w *Watcher) longPolls(ctx context.Context) sessionResult {
 	var res sessionResult
 	hc := w.cfg.streamClient()
+	// timeout is the poll's timeout as sent in timeout_ms; idle counts the
+	// polls in a row answered before it with nothing new.
+	timeout := time.Duration(w.cfg.pollTimeout.Milliseconds()) * time.Millisecond
+	idle := 0
 	for {
+		if idle > 0 {
+			// The server answers 204 only after timeout_ms, and 200 when
+			// the window moved. A server or proxy that answers at once with
+			// nothing new (204, the same snapshot again, an unknown message)
+			// made this loop send thousands of polls a second: back off as
+			// after a failed attempt, until a poll brings something.
+			t := time.NewTimer(backoffDelay(idle-1, w.cfg.backoffBase, w.cfg.backoffMax))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				res.err = ctx.Err()
+				return res
+			case <-t.C:
+			}
+		}
+		before := w.progressMark()
 		s := session{}
 		if w.needsEpoch() {
 			epoch, bad := w.fetchEpoch(ctx)
@@ -210,26 +246,55 @@ func (w *Watcher) runLongPoll(ctx context.Context) sessionResult {
 		}
 		q.Set("timeout_ms", strconv.FormatInt(w.cfg.pollTimeout.Milliseconds(), 10))
 		pctx, cancel := context.WithTimeout(ctx, w.cfg.pollTimeout+w.cfg.readTimeout)
+		start := time.Now()
 		m, err := w.poll(pctx, hc, q.Encode(), &res)
 		cancel()
 		if err != nil {
 			res.err = err
 			return res
 		}
-		if m == nil { // 204: nothing changed
-			continue
+		if m != nil {
+			switch act, err := w.apply(&s, m); act {
+			case actFatal:
+				res.fatal = err
+				return res
+			case actReconnect:
+				res.err = err
+				return res
+			}
+			// actResubscribe: the chain broke and the state is marked
+			// fresh, so the next poll goes without since_version and gets
+			// a snapshot.
 		}
-		switch act, err := w.apply(&s, m); act {
-		case actFatal:
-			res.fatal = err
-			return res
-		case actReconnect:
-			res.err = err
-			return res
+		switch {
+		case w.progressed(before), m == nil && time.Since(start) >= timeout: // news, or a 204 that waited its timeout
+			idle = 0
+		default:
+			idle++
 		}
-		// actResubscribe: the chain broke and the state is marked fresh, so
-		// the next poll goes without since_version and gets a snapshot.
 	}
+}
+
+// progress is what tells a poll that brought something new from one that
+// did not.
+type progress struct {
+	ready   bool
+	version uint64
+	epoch   string
+}
+
+func (w *Watcher) progressMark() progress {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return progress{w.st.ready, w.st.version, w.st.epoch}
+}
+
+// progressed reports whether the state moved on since mark: a first
+// snapshot, a new epoch or a later version (not the same window again, nor
+// a version going back and forth).
+func (w *Watcher) progressed(mark progress) bool {
+	now := w.progressMark()
+	return now.ready && (!mark.ready || now.epoch != mark.epoch || now.version > mark.version)
 }
 
 // poll sends one long poll and returns its message (nil for 204). An error
@@ -280,7 +345,7 @@ func (w *Watcher) poll(ctx context.Context, hc *http.Client, query string, res *
 
 func (w *Watcher) pollAnswered(res *sessionResult) {
 	if !res.connected {
-		res.connected, res.stable = true, true
+		res.connected = true
 		w.setTransport(TransportLongPoll)
 	}
 }

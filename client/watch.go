@@ -412,7 +412,10 @@ func (w *Watcher) apply(s *session, m *liveMsg) (action, error) {
 	case "subscribed":
 		s.epoch = m.Epoch
 	case "snapshot":
-		w.applySnapshot(s, m)
+		if !w.applySnapshot(s, m) {
+			s.awaiting = true
+			return actResubscribe, nil
+		}
 		s.awaiting = false
 	case "update":
 		if s.awaiting {
@@ -450,22 +453,42 @@ func (w *Watcher) apply(s *session, m *liveMsg) (action, error) {
 	return actNone, nil
 }
 
-func (w *Watcher) applySnapshot(s *session, m *liveMsg) {
+// maxWindowEntries is the most entries a window holds: a top window's limit
+// is at most 1000, an around window 101 ranks. The watcher keeps no more:
+// with a size from the server that is absurd (a broken server, a mangled
+// frame), each update could add its changes to the entries held and none
+// left the window, so they grew without bound, and every update walked
+// them all.
+const maxWindowEntries = 1000
+
+// applySnapshot replaces the state with a snapshot and reports whether it
+// did: a snapshot with more entries in its window than a window holds is
+// not applied (the state is marked fresh, the chain broken).
+func (w *Watcher) applySnapshot(s *session, m *liveMsg) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	st := &w.st
-	st.entries = make(map[int64]Entry, len(m.Entries))
-	for _, e := range m.Entries {
-		st.entries[e.Rank] = e
-	}
-	st.offset = 0
+	offset, size := int64(0), int64(len(m.Entries))
 	if m.Offset != nil {
-		st.offset = *m.Offset
+		offset = *m.Offset
 	}
-	st.size = int64(len(m.Entries))
 	if m.Size != nil {
-		st.size = *m.Size
+		size = *m.Size
 	}
+	entries := make(map[int64]Entry, min(len(m.Entries), maxWindowEntries))
+	if w.sub.kind != KindParticipant {
+		for _, e := range m.Entries {
+			if inWindow(e.Rank, offset, size) {
+				entries[e.Rank] = e
+			}
+			if len(entries) > maxWindowEntries {
+				st.fresh = true
+				w.changedLocked()
+				return false
+			}
+		}
+	}
+	st.entries, st.offset, st.size = entries, offset, size
 	st.participant = m.Participant
 	st.version = m.Version
 	switch {
@@ -478,6 +501,13 @@ func (w *Watcher) applySnapshot(s *session, m *liveMsg) {
 	}
 	st.ready, st.resyncing, st.fresh = true, false, false
 	w.changedLocked()
+	return true
+}
+
+// inWindow reports whether rank is in offset+1 .. offset+size, with no
+// overflow for any offset and size.
+func inWindow(rank, offset, size int64) bool {
+	return rank > offset && rank-offset <= size
 }
 
 // applyUpdate applies an update if it continues the chain and reports
@@ -495,20 +525,32 @@ func (w *Watcher) applyUpdate(s *session, m *liveMsg) bool {
 	if w.sub.kind == KindParticipant {
 		st.participant = m.Participant
 	} else {
-		for _, c := range m.Changes {
-			st.entries[c.Rank] = c
-		}
+		offset, size := st.offset, st.size
 		if m.Offset != nil {
-			st.offset = *m.Offset
+			offset = *m.Offset
 		}
 		if m.Size != nil {
-			st.size = *m.Size
+			size = *m.Size
 		}
-		for r := range st.entries {
-			if r <= st.offset || r-st.offset > st.size { // no overflow for any offset and size
-				delete(st.entries, r)
+		// The window after the update, built aside: one that would hold
+		// more than a window can is not applied (see maxWindowEntries).
+		entries := make(map[int64]Entry, len(st.entries))
+		for r, e := range st.entries {
+			if inWindow(r, offset, size) {
+				entries[r] = e
 			}
 		}
+		for _, c := range m.Changes {
+			if inWindow(c.Rank, offset, size) {
+				entries[c.Rank] = c
+			}
+			if len(entries) > maxWindowEntries {
+				st.fresh = true
+				w.changedLocked()
+				return false
+			}
+		}
+		st.entries, st.offset, st.size = entries, offset, size
 	}
 	st.version = m.Version
 	// An update applied on a session that is not awaiting a snapshot
@@ -641,12 +683,19 @@ func (cfg *config) stableAfter() time.Duration {
 	return max(cfg.backoffMax, time.Second)
 }
 
+// maxRetryAfter bounds the Retry-After a watcher honours. The server asks
+// for seconds; a Retry-After of days or centuries (a broken proxy, a hostile
+// server) would leave the watcher silent that long, and one near the largest
+// Duration overflowed when the backoff was added to it, into a negative wait:
+// the watcher then hammered the server it was asked to leave alone.
+const maxRetryAfter = time.Minute
+
 // rateLimited makes the session result of a 429 answer on a live route.
 func rateLimited(e *APIError) (sessionResult, bool) {
 	if e.Status != 429 && e.Code != CodeRateLimited {
 		return sessionResult{}, false
 	}
-	return sessionResult{limited: true, retryAfter: e.RetryAfter, err: e}, true
+	return sessionResult{limited: true, retryAfter: min(e.RetryAfter, maxRetryAfter), err: e}, true
 }
 
 // fatalHTTP reports whether an error answer on a live route ends the

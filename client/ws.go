@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -94,11 +95,14 @@ func (w *Watcher) runWebSocket(ctx context.Context) sessionResult {
 		body []byte
 		err  error
 	)
+	// A dial is silent until the upgrade is answered: it gets the read
+	// timeout, as an SSE request does (and at most gws's 10 s handshake).
+	timeout := min(w.cfg.readTimeout, 10*time.Second)
 	if routed, ok := w.routed(ctx); ok {
-		conn, resp, body, err = dialWebSocket(ctx, routed, header, tlsConf, h)
+		conn, resp, body, err = dialWebSocket(ctx, timeout, routed, header, tlsConf, h)
 	}
 	if conn == nil { // no router, or its gateway could not be reached: the base URL
-		conn, resp, body, err = dialWebSocket(ctx, w.wsURL(), header, tlsConf, h)
+		conn, resp, body, err = dialWebSocket(ctx, timeout, w.wsURL(), header, tlsConf, h)
 	}
 	if err != nil {
 		if resp != nil {
@@ -205,9 +209,36 @@ func (h *wsHandler) OnMessage(c *gws.Conn, message *gws.Message) {
 // closes it when the upgrade is refused, before the refusal's body (the
 // error code that tells an unknown leaderboard from an unknown route) could
 // be read.
+//
+// It also bounds what the handshake reads: the answer's head is read with
+// no limit of its own, so a server sending an endless header line grew the
+// reader by gigabytes until the handshake timed out.
 type holdConn struct {
 	net.Conn
 	hold atomic.Bool
+	left atomic.Int64 // bytes the handshake may still read; negative: no limit
+}
+
+// maxHandshakeRead bounds the upgrade answer's head (net/http's server
+// takes 1 MiB of request headers).
+const maxHandshakeRead = 1 << 20
+
+var errHandshakeTooLarge = errors.New("leaderboard: WebSocket upgrade answer too large")
+
+func (c *holdConn) Read(p []byte) (int, error) {
+	left := c.left.Load()
+	if left < 0 {
+		return c.Conn.Read(p)
+	}
+	if left == 0 {
+		return 0, errHandshakeTooLarge
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left.Add(-int64(n))
+	return n, err
 }
 
 func (c *holdConn) Close() error {
@@ -219,8 +250,12 @@ func (c *holdConn) Close() error {
 
 // dialWebSocket dials addr (ws:// or wss://) and upgrades. On a refused
 // upgrade it returns the response and up to 64 KiB of its body. Dialing and
-// the handshake end when ctx does.
-func dialWebSocket(ctx context.Context, addr string, header http.Header, tlsConf *tls.Config, h gws.Event) (*gws.Conn, *http.Response, []byte, error) {
+// the handshake end when ctx does, or after timeout: the TCP dial and the
+// TLS handshake had no limit but ctx, so a server that accepted and never
+// spoke TLS held the watcher forever.
+func dialWebSocket(ctx context.Context, timeout time.Duration, addr string, header http.Header, tlsConf *tls.Config, h gws.Event) (*gws.Conn, *http.Response, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	u, err := url.Parse(addr)
 	if err != nil {
 		return nil, nil, nil, err
@@ -256,6 +291,7 @@ func dialWebSocket(ctx context.Context, addr string, header http.Header, tlsConf
 	}
 	hc := &holdConn{Conn: nc}
 	hc.hold.Store(true)
+	hc.left.Store(maxHandshakeRead)
 	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
 	conn, resp, err := gws.NewClientFromConn(h, &gws.ClientOption{
 		Addr:             addr,
@@ -263,6 +299,7 @@ func dialWebSocket(ctx context.Context, addr string, header http.Header, tlsConf
 		HandshakeTimeout: 10 * time.Second,
 	}, hc)
 	hc.hold.Store(false)
+	hc.left.Store(-1) // the frames that follow (or a refusal's body, read with its own limit)
 	if err != nil {
 		var body []byte
 		if resp != nil && resp.Body != nil {
