@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -227,25 +226,24 @@ func bearer(r *http.Request, acc access) string {
 	return "\x00" // some other scheme: present, and never valid
 }
 
-// claimsKey is the request context key of the claims admit verified.
-type claimsKey struct{}
-
 // admit applies the limits, then the route's access rule. It writes the
 // error and returns false when the request may not go on; when counted is
 // true the request holds an in-flight slot, which guard.release gives back.
-// For a submission, the request it returns carries the verified claims (see
+// For a submission, it leaves the verified claims in the route's writer (see
 // submitter): the handler must go by what was checked here, not verify the
-// token again later, when it may have expired.
-func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (_ *http.Request, ok, counted bool) {
+// token again later, when it may have expired. (The writer rather than the
+// request's context: that cost a copy of the request and two more
+// allocations per submission.)
+func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (ok, counted bool) {
 	g := a.guard
 	if acc == accessOps {
-		return r, true, false
+		return true, false
 	}
 	if g.opts.MaxInflight > 0 && !acc.live() {
 		if g.inflight.Add(1) > int64(g.opts.MaxInflight) {
 			g.inflight.Add(-1)
 			a.fail(w, r, &board.Error{Code: board.CodeUnavailable, Message: "the server is serving too many requests at once; retry shortly", RetryAfter: time.Second})
-			return r, false, false
+			return false, false
 		}
 		counted = true
 	}
@@ -263,33 +261,33 @@ func (a *API) admit(w http.ResponseWriter, r *http.Request, acc access) (_ *http
 	if !(verified && claims.Trusted()) {
 		if err := g.limit(r, acc); err != nil {
 			a.fail(w, r, err)
-			return r, false, counted
+			return false, counted
 		}
 	}
 	if v == nil || acc == accessOpen || (!g.opts.Reads && acc.read()) {
-		return r, true, counted
+		return true, counted
 	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard"`)
 		a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token (header Authorization: Bearer TOKEN)"})
-		return r, false, counted
+		return false, counted
 	}
 	if !verified {
 		var err error
 		if claims, err = v.Verify(token); err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="leaderboard", error="invalid_token"`)
 			a.fail(w, r, &board.Error{Code: codeUnauthenticated, Message: err.Error()})
-			return r, false, counted
+			return false, counted
 		}
 	}
 	if err := allowed(acc, claims, r); err != nil {
 		a.fail(w, r, err)
-		return r, false, counted
+		return false, counted
 	}
-	if acc != accessSubmit {
-		return r, true, counted // only submissions ask for the claims: no request copy for the others
+	if sw, isRoute := w.(*statusWriter); acc == accessSubmit && isRoute {
+		sw.claims, sw.verified = claims, true // only submissions ask for them
 	}
-	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), true, counted
+	return true, counted
 }
 
 func (g *guard) release() { g.inflight.Add(-1) }
@@ -360,21 +358,23 @@ func denied(msg string) error { return &board.Error{Code: codePermissionDenied, 
 
 // submitter returns the participant a request may submit for, or "" when it
 // may submit for anyone (server and admin tokens, or authentication off). It
-// goes by the claims admit verified: verifying the token again after the body
-// has been read could fail (the token expired meanwhile), and a failure must
-// not read as "anyone".
-func (a *API) submitter(r *http.Request) (string, error) {
+// goes by the claims admit verified, which it left in w, the route's
+// statusWriter: verifying the token again after the body has been read could
+// fail (the token expired meanwhile), and a failure must not read as
+// "anyone". Without them (a submission route registered without its
+// statusWriter) it refuses.
+func (a *API) submitter(w http.ResponseWriter) (string, error) {
 	if a.guard.opts.Verifier == nil {
 		return "", nil
 	}
-	c, ok := r.Context().Value(claimsKey{}).(auth.Claims)
-	if !ok {
+	sw, ok := w.(*statusWriter)
+	if !ok || !sw.verified {
 		return "", &board.Error{Code: codeUnauthenticated, Message: "this call needs a bearer token (header Authorization: Bearer TOKEN)"}
 	}
-	if c.Role != auth.Participant {
+	if sw.claims.Role != auth.Participant {
 		return "", nil
 	}
-	return c.Subject, nil
+	return sw.claims.Subject, nil
 }
 
 // ownScore refuses a participant token's submission for someone else.
@@ -428,7 +428,7 @@ func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
 		}
 		return false
 	}
-	_, ok, counted := a.admit(w, r, accessOpen)
+	ok, counted := a.admit(w, r, accessOpen)
 	if counted {
 		defer g.release()
 	}

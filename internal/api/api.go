@@ -4,12 +4,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,7 +197,7 @@ func (a *API) register() {
 // writes the error it returns.
 func (a *API) handle(acc access, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, ok, counted := a.admit(w, r, acc)
+		ok, counted := a.admit(w, r, acc)
 		if counted {
 			defer a.guard.release()
 		}
@@ -249,11 +249,39 @@ func putBuf(b *[]byte) {
 
 // writeJSONBytes writes a prepared JSON body.
 func writeJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	writeJSONLength(w, status, body, contentLength(len(body)))
+}
+
+// writeJSONLength writes a prepared JSON body whose Content-Length header
+// value is already made (a cached body keeps its own).
+func writeJSONLength(w http.ResponseWriter, status int, body []byte, length []string) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["Content-Length"] = length
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// contentLengths holds the Content-Length header values of the small bodies
+// (submission results, participant views, around windows, errors), made once:
+// building one per response cost two allocations (the string, the slice).
+// Header values are only read, never written, by net/http (it copies the
+// handler's header when the response starts), so they can be shared, as
+// jsonContentType is.
+var contentLengths = func() []string {
+	s := make([]string, 2048)
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+// contentLength returns the Content-Length header value for n bytes.
+func contentLength(n int) []string {
+	if n < len(contentLengths) {
+		return contentLengths[n : n+1 : n+1] // capacity 1: an append copies instead of writing the next one
+	}
+	return []string{strconv.Itoa(n)}
 }
 
 var jsonContentType = []string{"application/json"}
@@ -293,29 +321,61 @@ func retryAfterSeconds(d time.Duration) int {
 }
 
 // readBody reads the request body up to limit bytes into a pooled buffer,
-// which the caller returns with putBuf when done with the bytes.
+// which the caller returns with putBuf when done with the bytes. It reads
+// r.Body itself rather than through http.MaxBytesReader, whose reader was an
+// allocation per request: past the limit, the one thing that reader did
+// besides refusing was to tell net/http's own writer, which it could not
+// reach through the metrics' writer anyway (see below).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &board.Error{Code: codeBodyTooLarge, Message: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 	}
 	b := getBuf()
-	buf := bytes.NewBuffer((*b)[:0])
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	*b = buf.Bytes()
+	buf, err := readLimited((*b)[:0], r.Body, limit)
+	*b = buf
 	if err != nil {
 		putBuf(b)
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			// MaxBytesReader closes the connection after the answer only when
-			// w is net/http's own writer, and here it is wrapped (metrics):
-			// net/http would first read up to 256 KiB more of the body,
-			// holding the 413 back from a client that waits for it.
+		if err == errBodyTooLarge {
+			// net/http closes the connection after the answer only when
+			// MaxBytesReader tells its own writer, and here it is wrapped
+			// (metrics): net/http would first read up to 256 KiB more of the
+			// body, holding the 413 back from a client that waits for it.
 			w.Header().Set("Connection", "close")
 			return nil, &board.Error{Code: codeBodyTooLarge, Message: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 		}
 		return nil, board.Invalid("the request body could not be read: " + err.Error())
 	}
 	return b, nil
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readLimited appends body to dst until EOF, or fails with errBodyTooLarge
+// once it holds more than limit bytes (it reads at most limit+1).
+func readLimited(dst []byte, body io.Reader, limit int64) ([]byte, error) {
+	if body == nil {
+		return dst, nil
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, 512)
+		}
+		room := dst[len(dst):cap(dst)]
+		if left := limit + 1 - int64(len(dst)); int64(len(room)) > left {
+			room = room[:left]
+		}
+		n, err := body.Read(room)
+		dst = dst[:len(dst)+n]
+		if int64(len(dst)) > limit {
+			return dst, errBodyTooLarge
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
 }
 
 // live adapts a gateway method to a route: the leaderboard id is validated

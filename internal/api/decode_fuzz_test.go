@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/lbhq/leaderboard/internal/board"
@@ -138,11 +139,24 @@ func FuzzQuery(f *testing.F) {
 		"status=active&limit=10&offset=20", "limit=1000", "limit=1001", "limit=0", "limit=-1", "limit=1e3",
 		"around=p1&limit=11", "around=&limit=5", "around=p1&offset=3", "around=a%20b", "offset=2147483647",
 		"offset=2147483648", "neighbors=100", "neighbors=101", "limit=%zz", "a=1&a=2&limit=3&limit=4", ";;&&==", "",
+		"limit=%zz&limit=5", "li%6Dit=7&limit=8", "limit=1;x&limit=2", "limit", "=5&limit=+9", "around=a+b&around=c",
+		strings.Repeat("x=1&", 20) + "limit=3",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		q, _ := url.ParseQuery(raw) // what net/http hands the handlers, malformed pairs dropped
+		// The handlers' query reads what url.Values does, without the map.
+		values, _ := url.ParseQuery(raw) // r.URL.Query(): malformed pairs dropped
+		q := parseQuery(raw)
+		names := []string{"status", "limit", "offset", "around", "neighbors", "access_token", ""}
+		for name := range values {
+			names = append(names, name)
+		}
+		for _, name := range names {
+			if q.Get(name) != values.Get(name) || q.Has(name) != values.Has(name) {
+				t.Fatalf("query %q, name %q: Get %q, Has %v; url.Values: %q, %v", raw, name, q.Get(name), q.Has(name), values.Get(name), values.Has(name))
+			}
+		}
 		if lq, err := parseListQuery(q); err != nil {
 			checkDecodeErr(t, err)
 		} else if lq.limit < 1 || lq.limit > 1000 || lq.offset < 0 || (lq.status != "" && !validStatus[lq.status]) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -51,7 +50,7 @@ func pathID(r *http.Request, name, field string) (string, error) {
 }
 
 // queryInt parses an optional integer query parameter within [lo, hi].
-func queryInt(q url.Values, name string, def, lo, hi int) (int, error) {
+func queryInt(q query, name string, def, lo, hi int) (int, error) {
 	s := q.Get(name)
 	if s == "" {
 		return def, nil
@@ -144,7 +143,7 @@ type listQuery struct {
 	limit, offset int
 }
 
-func parseListQuery(q url.Values) (listQuery, error) {
+func parseListQuery(q query) (listQuery, error) {
 	var lq listQuery
 	lq.status = q.Get("status")
 	if lq.status != "" && !validStatus[lq.status] {
@@ -161,7 +160,7 @@ func parseListQuery(q url.Values) (listQuery, error) {
 }
 
 func (a *API) listLeaderboards(w http.ResponseWriter, r *http.Request) error {
-	lq, err := parseListQuery(r.URL.Query())
+	lq, err := parseListQuery(queryOf(r))
 	if err != nil {
 		return err
 	}
@@ -242,7 +241,7 @@ func (a *API) submit(w http.ResponseWriter, r *http.Request) error {
 	in, err := decodeScore(*body)
 	if err == nil {
 		var self string
-		if self, err = a.submitter(r); err == nil {
+		if self, err = a.submitter(w); err == nil {
 			err = ownScore(self, in.ParticipantID)
 		}
 	}
@@ -279,7 +278,7 @@ func (a *API) submitBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	self, err := a.submitter(r)
+	self, err := a.submitter(w)
 	if err != nil {
 		return err
 	}
@@ -347,18 +346,31 @@ func appendQueued(b []byte, board, participant string, r *store.Result) []byte {
 }
 
 // etag names the state a read saw; versions compare only within an epoch,
-// so the epoch is part of it.
+// so the epoch is part of it. Appended on the stack: one allocation, the
+// string, where a concatenation with FormatUint made two.
 func etag(epoch string, version uint64) string {
-	return `"` + epoch + "." + strconv.FormatUint(version, 10) + `"`
+	var buf [64]byte
+	b := append(buf[:0], '"')
+	b = append(b, epoch...)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, version, 10)
+	return string(append(b, '"'))
 }
 
 // notModified sets the ETag and answers 304 when the client already has it.
 func notModified(w http.ResponseWriter, r *http.Request, tag string) bool {
-	w.Header()["Etag"] = []string{tag}
+	return notModifiedHeader(w, r, []string{tag})
+}
+
+// notModifiedHeader is notModified with the ETag header value already made
+// (read-only: a cached body's, shared by its responses).
+func notModifiedHeader(w http.ResponseWriter, r *http.Request, etag []string) bool {
+	w.Header()["Etag"] = etag
 	inm := r.Header.Get("If-None-Match")
 	if inm == "" {
 		return false
 	}
+	tag := etag[0]
 	for _, t := range splitTags(inm) {
 		if t == tag || t == "*" || t == "W/"+tag {
 			w.WriteHeader(http.StatusNotModified)
@@ -402,7 +414,7 @@ type rankingsQuery struct {
 	around        string
 }
 
-func parseRankingsQuery(q url.Values) (rankingsQuery, error) {
+func parseRankingsQuery(q query) (rankingsQuery, error) {
 	var rq rankingsQuery
 	var err error
 	if rq.limit, err = queryInt(q, "limit", 100, 1, 1000); err != nil {
@@ -427,7 +439,7 @@ func (a *API) rankings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rq, err := parseRankingsQuery(r.URL.Query())
+	rq, err := parseRankingsQuery(queryOf(r))
 	if err != nil {
 		return err
 	}
@@ -479,12 +491,14 @@ func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int)
 		return err
 	}
 	epoch := a.svc.Epoch()
-	if notModified(w, r, etag(epoch, version)) {
+	names := a.svc.NamesGeneration() // before the read: the page has these names or newer
+	if e := a.top.get(id, limit, epoch, version, names); e != nil {
+		if !notModifiedHeader(w, r, e.etag) {
+			writeJSONLength(w, http.StatusOK, e.body, e.length)
+		}
 		return nil
 	}
-	names := a.svc.NamesGeneration() // before the read: the page has these names or newer
-	if body := a.top.get(id, limit, version, names); body != nil {
-		writeJSONBytes(w, http.StatusOK, body)
+	if notModified(w, r, etag(epoch, version)) {
 		return nil
 	}
 	page, err := a.svc.Rankings(r.Context(), id, 0, limit)
@@ -495,7 +509,7 @@ func (a *API) topN(w http.ResponseWriter, r *http.Request, id string, limit int)
 		w.Header()["Etag"] = []string{etag(epoch, page.Version)}
 	}
 	body := appendPage(make([]byte, 0, 80*len(page.Entries)+160), id, epoch, &page)
-	a.top.put(id, limit, page.Version, names, body)
+	a.top.put(id, limit, epoch, page.Version, names, body)
 	writeJSONBytes(w, http.StatusOK, body)
 	return nil
 }
@@ -505,7 +519,7 @@ func (a *API) participant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	neighbors, err := queryInt(r.URL.Query(), "neighbors", 2, 0, 100)
+	neighbors, err := queryInt(queryOf(r), "neighbors", 2, 0, 100)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 // pageParams reads limit (1..1000, default def) and offset.
 func pageParams(r *http.Request, def int) (limit, offset int, err error) {
-	q := r.URL.Query()
+	q := queryOf(r)
 	if limit, err = queryInt(q, "limit", def, 1, 1000); err != nil {
 		return 0, 0, err
 	}

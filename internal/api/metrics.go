@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lbhq/leaderboard/internal/auth"
 	"github.com/lbhq/leaderboard/internal/board"
 	"github.com/lbhq/leaderboard/internal/store"
 )
@@ -96,18 +97,32 @@ func (m *metrics) instrument(route string, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(&sw, r)
+		sw := statusWriters.Get().(*statusWriter)
+		*sw = statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		status := sw.status
+		*sw = statusWriter{} // holds nothing of this request while pooled
+		statusWriters.Put(sw)
 		latency.Observe(time.Since(start).Seconds())
-		counter(sw.status).Inc()
+		counter(status).Inc()
 	})
 }
 
-// statusWriter remembers the status code a handler wrote.
+// statusWriter is the ResponseWriter every API route's handler gets: it
+// remembers the status code written, for the metrics, and the claims admit
+// verified for a submission (see submitter). It is pooled: handed to the
+// handler as an interface it escaped, one allocation per request. No handler
+// keeps it past its return (net/http's rule for the writer it wraps too).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// claims are what admit verified, on submission routes with
+	// authentication on (verified says so).
+	claims   auth.Claims
+	verified bool
 }
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code

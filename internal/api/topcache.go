@@ -21,6 +21,12 @@ type topEntry struct {
 	version uint64
 	names   uint64 // the display names' generation it was encoded with
 	body    []byte // immutable once stored
+	// The response's header values, made once when the body is stored and
+	// shared (read-only) by every response that serves it: building them per
+	// read was most of a cache hit's allocations.
+	epoch  string
+	etag   []string
+	length []string
 }
 
 // topCacheMaxLimit and topCacheMaxEntries bound the cache: only small pages are
@@ -30,17 +36,20 @@ const (
 	topCacheMaxEntries = 4096
 )
 
-func (c *topCache) get(board string, limit int, version, names uint64) []byte {
+// get returns the entry encoded at version with the names' generation, in
+// epoch, or nil.
+func (c *topCache) get(board string, limit int, epoch string, version, names uint64) *topEntry {
 	c.mu.RLock()
 	e := c.entries[topKey{board, limit}]
 	c.mu.RUnlock()
-	if e == nil || e.version != version || e.names != names {
+	if e == nil || e.version != version || e.names != names || e.epoch != epoch {
 		return nil
 	}
-	return e.body
+	return e
 }
 
-func (c *topCache) put(board string, limit int, version, names uint64, body []byte) {
+func (c *topCache) put(board string, limit int, epoch string, version, names uint64, body []byte) {
+	e := &topEntry{version: version, names: names, body: body, epoch: epoch, etag: []string{etag(epoch, version)}, length: contentLength(len(body))}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil || len(c.entries) >= topCacheMaxEntries {
@@ -50,7 +59,7 @@ func (c *topCache) put(board string, limit int, version, names uint64, body []by
 	if old := c.entries[k]; old != nil && (old.version > version || old.version == version && old.names > names) {
 		return // a concurrent reader already stored a newer page
 	}
-	c.entries[k] = &topEntry{version: version, names: names, body: body}
+	c.entries[k] = e
 }
 
 // latest returns the last body stored for a top-N read, whatever its version:
