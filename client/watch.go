@@ -476,17 +476,10 @@ func (w *Watcher) applySnapshot(s *session, m *liveMsg) bool {
 		size = *m.Size
 	}
 	entries := make(map[int64]Entry, min(len(m.Entries), maxWindowEntries))
-	if w.sub.kind != KindParticipant {
-		for _, e := range m.Entries {
-			if inWindow(e.Rank, offset, size) {
-				entries[e.Rank] = e
-			}
-			if len(entries) > maxWindowEntries {
-				st.fresh = true
-				w.changedLocked()
-				return false
-			}
-		}
+	if w.sub.kind != KindParticipant && !addInWindow(entries, m.Entries, offset, size) {
+		st.fresh = true
+		w.changedLocked()
+		return false
 	}
 	st.entries, st.offset, st.size = entries, offset, size
 	st.participant = m.Participant
@@ -501,6 +494,20 @@ func (w *Watcher) applySnapshot(s *session, m *liveMsg) bool {
 	}
 	st.ready, st.resyncing, st.fresh = true, false, false
 	w.changedLocked()
+	return true
+}
+
+// addInWindow puts the entries whose rank is in the window into entries, and
+// reports false as soon as that makes more than a window holds.
+func addInWindow(entries map[int64]Entry, list []Entry, offset, size int64) bool {
+	for _, e := range list {
+		if inWindow(e.Rank, offset, size) {
+			entries[e.Rank] = e
+		}
+		if len(entries) > maxWindowEntries {
+			return false
+		}
+	}
 	return true
 }
 
@@ -540,15 +547,10 @@ func (w *Watcher) applyUpdate(s *session, m *liveMsg) bool {
 				entries[r] = e
 			}
 		}
-		for _, c := range m.Changes {
-			if inWindow(c.Rank, offset, size) {
-				entries[c.Rank] = c
-			}
-			if len(entries) > maxWindowEntries {
-				st.fresh = true
-				w.changedLocked()
-				return false
-			}
+		if !addInWindow(entries, m.Changes, offset, size) {
+			st.fresh = true
+			w.changedLocked()
+			return false
 		}
 		st.entries, st.offset, st.size = entries, offset, size
 	}
