@@ -213,13 +213,15 @@ func (g *Gateway) Snapshot() Stats {
 	}
 }
 
-// Run pings every connection every PingInterval until ctx ends.
+// Run pings every connection every PingInterval until ctx ends; then it
+// stops the WebSocket writers, which otherwise outlived the server.
 func (g *Gateway) Run(ctx context.Context) {
 	t := time.NewTicker(g.opts.PingInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			g.writers.stop()
 			return
 		case <-t.C:
 			for _, c := range g.snapshotConns() {
@@ -330,11 +332,22 @@ func (g *Gateway) ServeWebSocket(w http.ResponseWriter, r *http.Request, boardID
 	// The HTTP server's deadlines do not apply to a live connection.
 	_ = ws.SetDeadline(time.Time{})
 	_ = ws.SetReadDeadline(time.Now().Add(g.opts.HeartbeatTimeout))
+	// closing is read under g.mu, which Shutdown's snapshot of the
+	// connections takes after setting it: an upgrade that passed the check
+	// above while Shutdown ran is either in that snapshot or sees closing
+	// here and sends its own going-away close. Missed by both, it stayed
+	// open (hijacked, so http.Server.Shutdown does not see it either) until
+	// its heartbeat timeout.
 	g.mu.Lock()
 	g.conns[c] = struct{}{}
+	closing := g.closing.Load()
 	g.mu.Unlock()
 	g.stats.wsTotal.Add(1)
 	go ws.ReadLoop()
+	if closing {
+		_ = ws.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = ws.WriteClose(1001, []byte("server shutting down"))
+	}
 	return nil
 }
 

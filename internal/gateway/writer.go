@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,10 +27,16 @@ import (
 type writerPool struct {
 	chans   []chan *wsConn
 	batches []*batch // each writer's, for its counters
+	// done, closed by stop, ends the writers (they outlived the server).
+	// Nothing is sent on chans after it: a connection is in at most one
+	// channel once and each holds every connection, so a send never waits
+	// for a writer, and no channel is ever closed.
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
-	p := &writerPool{chans: make([]chan *wsConn, workers), batches: make([]*batch, workers)}
+	p := &writerPool{chans: make([]chan *wsConn, workers), batches: make([]*batch, workers), done: make(chan struct{})}
 	for i := range p.chans {
 		ch := make(chan *wsConn, capacity) // a connection is in at most one channel once
 		p.chans[i] = ch
@@ -39,6 +46,9 @@ func newWriterPool(g *Gateway, workers, capacity int) *writerPool {
 	}
 	return p
 }
+
+// stop ends the writers once they are idle.
+func (p *writerPool) stop() { p.stopOnce.Do(func() { close(p.done) }) }
 
 // run is one pool writer: it writes the queues of the connections handed to
 // it, in turn.
@@ -71,7 +81,11 @@ func (p *writerPool) run(ch chan *wsConn, b *batch) {
 		case c = <-ch:
 		default:
 			t := time.Now()
-			c = <-ch // idle until the next connection has frames
+			select { // idle until the next connection has frames
+			case c = <-ch:
+			case <-p.done:
+				return
+			}
 			now := time.Now()
 			w := now.Sub(t)
 			waited += w

@@ -156,22 +156,43 @@ func (r *router) Connect(ctx context.Context, board string) (id, url string, err
 }
 
 // drain marks this gateway as draining (the router sends nobody new here).
+// It waits for Redis until ctx ends at most (see within).
 func (r *router) drain(ctx context.Context) {
 	r.mu.Lock()
 	m := r.member
 	r.mu.Unlock()
 	if m != nil {
 		m.SetDraining(true)
-		_ = m.Heartbeat(ctx)
+		within(ctx, func() { _ = m.Heartbeat(ctx) })
 	}
 }
 
-// leave removes this gateway from the registry at once.
+// leave removes this gateway from the registry at once. It waits for Redis
+// until ctx ends at most (see within).
 func (r *router) leave(ctx context.Context) {
 	r.mu.Lock()
 	m := r.member
 	r.mu.Unlock()
 	if m != nil {
-		_ = m.Leave(ctx)
+		within(ctx, func() { _ = m.Leave(ctx) })
+	}
+}
+
+// within runs f and waits for it until ctx ends at most. The Redis client
+// does not apply a context's deadline to a command already sent (go-redis
+// without ContextTimeoutEnabled): a frozen Redis held the stop's registry
+// calls for its read timeout and retries (10 s and more each), past
+// --shutdown-timeout, and the drain's one before the listener even closed.
+// What f has not done by then is left to the entry's expiry; f ends on its
+// own once the client gives up, or when the client is closed.
+func within(ctx context.Context, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }

@@ -501,7 +501,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	}()
 
 	if cfg.PprofAddr != "" {
-		go servePprof(cfg.PprofAddr, log)
+		go servePprof(sweepCtx, cfg.PprofAddr, log)
 	}
 
 	errc := make(chan error, 1)
@@ -526,10 +526,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(addr stri
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
 	bots.Stop()
 	a.SetDraining()
-	rt.drain(context.Background())
-	gw.Shutdown() // live connections are hijacked: http.Server.Shutdown does not see them
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// The registry's draining mark is taken out of the drain's time, and at
+	// most readyTimeout of it: a Redis that does not answer must not hold
+	// the listener open and the live connections without their 1001.
+	drainCtx, cancelDrain := context.WithTimeout(shutdownCtx, readyTimeout)
+	rt.drain(drainCtx)
+	cancelDrain()
+	gw.Shutdown() // live connections are hijacked: http.Server.Shutdown does not see them
 	var drainErr error
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		// Requests still running: cut them off, but still write what was
@@ -620,8 +625,10 @@ func startDemo(cfg Config, svc *board.Service, log *slog.Logger) (demoBots, erro
 }
 
 // servePprof serves the profiling endpoints on their own listener, so they are
-// never reachable through the public address.
-func servePprof(addr string, log *slog.Logger) {
+// never reachable through the public address, until ctx ends: the listener
+// (and its goroutine) outlived Run, and a next Run in the same process could
+// not take the address again.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -630,7 +637,9 @@ func servePprof(addr string, log *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	log.Info("pprof listening", "addr", addr)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	if err := srv.ListenAndServe(); err != nil {
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("pprof server stopped", "err", err)
 	}
 }
