@@ -233,6 +233,10 @@ func (r *Relay) loadCursors(ctx context.Context) error {
 	return nil
 }
 
+// cursorSaveTimeout bounds the saving of a cursor, which a stop does not cut
+// short.
+const cursorSaveTimeout = 2 * time.Second
+
 // pump produces one batch of a leaderboard's outbox beyond its cursor.
 func (r *Relay) pump(ctx context.Context, board string) (int, error) {
 	r.mu.Lock()
@@ -251,7 +255,14 @@ func (r *Relay) pump(ctx context.Context, board string) (int, error) {
 		return 0, err
 	}
 	lastID := evs[len(evs)-1].ID
-	if err := r.opts.Client.HSet(ctx, r.opts.CursorKey, board, lastID).Err(); err != nil {
+	// The bus has the events: record it even when the relay is being stopped
+	// right now. Saved under the relay's own context, a stop between the
+	// produce and the save failed the save, and the next relay produced the
+	// batch again.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cursorSaveTimeout)
+	err = r.opts.Client.HSet(sctx, r.opts.CursorKey, board, lastID).Err()
+	cancel()
+	if err != nil {
 		// Produced but not recorded: a restart would produce these again,
 		// which consumers drop; this process keeps its own cursor.
 		r.log.Warn("relay: saving the cursor failed", "leaderboard", board, "err", err)

@@ -231,3 +231,61 @@ func TestLaterStreamIDs(t *testing.T) {
 		}
 	}
 }
+
+// stopAfterProduce is a producer that, once armed, stops its relay (cancels
+// the relay's context) right after the bus acknowledged a batch: the stop
+// arrives between the produce and the saving of the cursor.
+type stopAfterProduce struct {
+	bus.EventProducer
+	stop  atomic.Pointer[context.CancelFunc]
+	count atomic.Int64
+}
+
+func (p *stopAfterProduce) ProduceSync(ctx context.Context, evs ...bus.Event) error {
+	err := p.EventProducer.ProduceSync(ctx, evs...)
+	p.count.Add(int64(len(evs)))
+	if stop := p.stop.Swap(nil); err == nil && stop != nil {
+		(*stop)()
+	}
+	return err
+}
+
+// TestRelayStoppedRightAfterAProduceKeepsItsCursor: the events the bus
+// acknowledged are recorded in the cursor even when the relay is stopped at
+// that moment, so the next relay does not produce them again. (The cursor was
+// saved with the relay's own context, cancelled by the stop: the save failed
+// and the successor repeated the batch.)
+func TestRelayStoppedRightAfterAProduceKeepsItsCursor(t *testing.T) {
+	st := redisStore(t)
+	ctx := context.Background()
+	if err := st.CreateBoard(ctx, "s", store.BoardOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	local := bus.NewLocal(bus.LocalOptions{Partitions: 2})
+	defer local.Close()
+	col := &collector{t: t, last: map[string]uint64{}, epochs: map[string]bool{}}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consume(cctx, t, local, col.handler())
+	opts := Options{Client: st.Client(), CursorKey: "relay-test-cursors:" + fmt.Sprint(rand.Uint64()), Interval: 5 * time.Millisecond, Batch: 64}
+	defer st.Client().Del(context.Background(), opts.CursorKey)
+
+	submit(t, st, []string{"s"}, 20)
+	prod := &stopAfterProduce{EventProducer: local.Producer()}
+	r1ctx, stopR1 := context.WithCancel(ctx)
+	prod.stop.Store(&stopR1)
+	r1done := make(chan struct{})
+	go func() { New(st, prod, opts).Run(r1ctx); close(r1done) }()
+	<-r1done
+	if n := prod.count.Load(); n != 20 {
+		t.Fatalf("the first relay produced %d events before its stop, want the 20", n)
+	}
+
+	submit(t, st, []string{"s"}, 5)
+	go New(st, prod, opts).Run(cctx)
+	waitFor(t, "the events after the restart", func() bool { return col.count() == 25 })
+	time.Sleep(50 * time.Millisecond) // a repeat would arrive now
+	if n := prod.count.Load(); n != 25 || col.count() != 25 {
+		t.Fatalf("%d events produced, %d delivered; want 25 each (the stopped relay's batch produced again)", n, col.count())
+	}
+}
