@@ -137,6 +137,7 @@ type ParticipantRanking struct {
 	Rank              int64  `json:"rank"`
 	Score             uint64 `json:"score"`
 	AchievedAt        int64  `json:"achieved_at"`
+	DisplayName       string `json:"display_name,omitempty"`
 	Version           uint64 `json:"version"`
 	Epoch             string `json:"epoch,omitempty"`
 	TotalParticipants int64  `json:"total_participants"`
@@ -151,6 +152,7 @@ type LiveParticipant struct {
 	ParticipantID string `json:"participant_id"`
 	Score         uint64 `json:"score"`
 	AchievedAt    int64  `json:"achieved_at"`
+	DisplayName   string `json:"display_name,omitempty"`
 	// PreviousRank and PreviousScore come with updates: the values at the
 	// update's prev_version (nil when the participant was not ranked then, and
 	// in snapshots).

@@ -70,6 +70,12 @@ func appendParticipant(b []byte, board, epoch string, v *store.ParticipantView) 
 	b = wire.Uint(b, v.Entry.Score)
 	b = append(b, `,"achieved_at":`...)
 	b = wire.Int(b, v.Entry.AchievedAt)
+	if v.Entry.DisplayName != "" {
+		// The participant's own name, as in its entries and in the live
+		// "participant" frames: the Reader fills it like the neighbours'.
+		b = append(b, `,"display_name":`...)
+		b = wire.String(b, v.Entry.DisplayName)
+	}
 	b = append(b, `,"version":`...)
 	b = wire.Uint(b, v.Version)
 	b = append(b, `,"epoch":`...)

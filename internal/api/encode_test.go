@@ -19,12 +19,13 @@ type entryJSON struct {
 	ParticipantID string `json:"participant_id"`
 	Score         uint64 `json:"score"`
 	AchievedAt    int64  `json:"achieved_at"`
+	DisplayName   string `json:"display_name,omitempty"`
 }
 
 func toEntries(es []store.Entry) []entryJSON {
 	out := make([]entryJSON, 0, len(es))
 	for _, e := range es {
-		out = append(out, entryJSON{e.Rank, e.ParticipantID, e.Score, e.AchievedAt})
+		out = append(out, entryJSON{e.Rank, e.ParticipantID, e.Score, e.AchievedAt, e.DisplayName})
 	}
 	return out
 }
@@ -38,10 +39,26 @@ func randID(rng *rand.Rand) string {
 	return string(b)
 }
 
+// nameParts are pieces of display names that JSON must escape, or that
+// encoding/json escapes beyond what JSON requires (HTML characters, the JS
+// line terminators U+2028 and U+2029, invalid UTF-8 as U+FFFD).
+var nameParts = []string{"Ada", " ", `"`, `\`, "<", ">", "&", "\u2028", "\u2029", "😀", "é", "漢字", "\x00", "\x1f", "\x7f", "\u0085", "\ufeff", "\xff", "\xe2\x80", "\ufffd"}
+
+func randName(rng *rand.Rand) string {
+	var b strings.Builder
+	for n := rng.IntN(6); n >= 0; n-- {
+		b.WriteString(nameParts[rng.IntN(len(nameParts))])
+	}
+	return b.String()
+}
+
 func randEntries(rng *rand.Rand) []store.Entry {
 	es := make([]store.Entry, rng.IntN(5))
 	for i := range es {
 		es[i] = store.Entry{Rank: rng.Int64N(1 << 40), ParticipantID: randID(rng), Score: rng.Uint64N(store.MaxScore + 1), AchievedAt: rng.Int64N(store.MaxAchievedAt)}
+		if rng.IntN(2) == 0 {
+			es[i].DisplayName = randName(rng)
+		}
 	}
 	return es
 }
@@ -92,17 +109,21 @@ func TestEncodersMatchEncodingJSON(t *testing.T) {
 
 		v := store.ParticipantView{Version: rng.Uint64(), Total: rng.Int64N(1 << 40), Neighbors: randEntries(rng)}
 		v.Entry = store.Entry{Rank: 3, ParticipantID: pid, Score: rng.Uint64N(1 << 53), AchievedAt: 9}
+		if rng.IntN(2) == 0 {
+			v.Entry.DisplayName = randName(rng)
+		}
 		sameJSON(t, appendParticipant(nil, board, epoch, &v), struct {
 			LeaderboardID string      `json:"leaderboard_id"`
 			ParticipantID string      `json:"participant_id"`
 			Rank          int64       `json:"rank"`
 			Score         uint64      `json:"score"`
 			AchievedAt    int64       `json:"achieved_at"`
+			DisplayName   string      `json:"display_name,omitempty"`
 			Version       uint64      `json:"version"`
 			Epoch         string      `json:"epoch"`
 			Total         int64       `json:"total_participants"`
 			Neighbors     []entryJSON `json:"neighbors"`
-		}{board, pid, 3, v.Entry.Score, 9, v.Version, epoch, v.Total, toEntries(v.Neighbors)})
+		}{board, pid, 3, v.Entry.Score, 9, v.Entry.DisplayName, v.Version, epoch, v.Total, toEntries(v.Neighbors)})
 	}
 }
 

@@ -156,7 +156,8 @@ type Service struct {
 	namesGen  atomic.Uint64 // bumped on every display name change
 	// profilesRead is when (this process's clock) the last complete read of
 	// the profiles started: at restore, then at each sweep's read of what
-	// other processes wrote. profilesMu serialises those reads; it is not
+	// other processes wrote. profilesMu serialises those reads and this
+	// process's profile writes (each with its name set); it is not
 	// refreshMu, which requests naming an unknown leaderboard wait on.
 	profilesMu   sync.Mutex
 	profilesRead time.Time

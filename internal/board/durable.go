@@ -433,6 +433,13 @@ func (s *Service) PutProfile(ctx context.Context, participant string, in Profile
 	if s.hs == nil {
 		return history.Profile{}, errHistoryOff()
 	}
+	// The write and the name set after it go together under profilesMu:
+	// two PUTs of one profile at once could otherwise set their names in the
+	// other order than they committed (rankings showing a name the stored
+	// profile no longer has, for good without a sweep), and a sweep's read
+	// taken before this commit could set the older name after this one.
+	s.profilesMu.Lock()
+	defer s.profilesMu.Unlock()
 	p := history.Profile{ParticipantID: participant, DisplayName: in.DisplayName, AvatarURL: in.AvatarURL, Metadata: meta, UpdatedAt: s.now().UTC()}
 	if err := s.hs.PutProfile(ctx, p); err != nil {
 		return history.Profile{}, historyUnavailable(err)

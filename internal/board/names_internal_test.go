@@ -2,6 +2,7 @@ package board
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,5 +58,72 @@ func TestSweepLearnsOtherProcessesNamesWhateverTheirClocks(t *testing.T) {
 	s.Sweep(ctx)
 	if got := s.name("later"); got != "Written now" {
 		t.Fatalf("a profile written after one from a clock ahead: %q after a sweep", got)
+	}
+}
+
+// heldProfileWrites is a history store whose first PutProfile commits and
+// then waits for release before it returns: the moment between a profile
+// write and the in-memory name set after it.
+type heldProfileWrites struct {
+	history.Store
+	committed chan struct{}
+	release   chan struct{}
+	first     atomic.Bool
+}
+
+func (h *heldProfileWrites) PutProfile(ctx context.Context, p history.Profile) error {
+	err := h.Store.PutProfile(ctx, p)
+	if h.first.CompareAndSwap(false, true) {
+		close(h.committed)
+		<-h.release
+	}
+	return err
+}
+
+// Two PUTs of one participant's profile at once (a double click, a retry):
+// the in-memory name that rankings show must end as the stored profile's,
+// the last write. The name used to be set after the write without holding
+// anything, so the earlier write setting its name last left rankings
+// showing a name GET /v1/participants/{pid} no longer had, until a restart.
+func TestConcurrentProfileWritesLeaveTheStoredName(t *testing.T) {
+	ctx := context.Background()
+	hs, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	held := &heldProfileWrites{Store: hs, committed: make(chan struct{}), release: make(chan struct{})}
+	s := New(memory.New(memory.Options{}), Options{History: held})
+	if _, err := s.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := s.PutProfile(ctx, "p1", ProfileInput{DisplayName: "First"})
+		firstDone <- err
+	}()
+	<-held.committed
+	secondDone := make(chan error, 1)
+	go func() {
+		_, err := s.PutProfile(ctx, "p1", ProfileInput{DisplayName: "Second"})
+		secondDone <- err
+	}()
+	select {
+	case err := <-secondDone: // the second write went through while the first had not set its name
+		secondDone <- err
+	case <-time.After(200 * time.Millisecond): // the second waits for the first
+	}
+	close(held.release)
+	for _, done := range []chan error{firstDone, secondDone} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := s.Profile(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.name("p1"); got != p.DisplayName {
+		t.Fatalf("rankings show p1 as %q, its stored profile says %q", got, p.DisplayName)
 	}
 }

@@ -139,6 +139,7 @@ func TestProtectedRoutes(t *testing.T) {
 		{"DELETE", "/v1/leaderboards/t/participants/p1", "", adminCases, admin, 204},
 		{"POST", "/v1/leaderboards/t/scores", `{"participant_id":"p1","score":99}`, submitCases, token(t, auth.Participant, "p1"), 200},
 		{"POST", "/v1/leaderboards/t/scores:batch", `{"scores":[{"participant_id":"p1","score":98},{"participant_id":"p2","score":97}]}`, submitCases, server, 200},
+		{"PUT", "/v1/participants/p1", `{"display_name":"Not p1"}`, adminCases, token(t, auth.Participant, "p1"), 200},
 		{"POST", "/v1/leaderboards/t/finalize", "", adminCases, admin, 200},
 	}
 	// The refusals first, every one against the same state.

@@ -6,6 +6,7 @@ package wire
 
 import (
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/lbhq/leaderboard/internal/store"
 )
@@ -74,11 +75,27 @@ func Error(b []byte, code, message string) []byte {
 const hexDigits = "0123456789abcdef"
 
 // String appends s as a JSON string, escaping what JSON requires and the
-// HTML-sensitive characters, like encoding/json.
+// HTML-sensitive characters, like encoding/json: also U+2028 and U+2029
+// (line terminators in JavaScript before ES2019, so a body pasted into a
+// script stays one string), and each byte of invalid UTF-8 as U+FFFD (the
+// JSON text must be UTF-8). Display names are free text.
 func String(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				b = append(b, `\ufffd`...)
+			case r == '\u2028' || r == '\u2029':
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			default:
+				b = append(b, s[i:i+size]...)
+			}
+			i += size - 1
+			continue
+		}
 		switch {
 		case c == '"' || c == '\\':
 			b = append(b, '\\', c)
