@@ -28,9 +28,9 @@ type writerPool struct {
 	chans   []chan *wsConn
 	batches []*batch // each writer's, for its counters
 	// done, closed by stop, ends the writers (they outlived the server).
-	// Nothing is sent on chans after it: a connection is in at most one
-	// channel once and each holds every connection, so a send never waits
-	// for a writer, and no channel is ever closed.
+	// Nothing is sent on chans after it, and no channel is ever closed. A
+	// connection is in at most one channel once; a channel holds
+	// MaxConnections of them, and schedule never waits when it is full.
 	done     chan struct{}
 	stopOnce sync.Once
 }
@@ -118,7 +118,25 @@ const (
 	restedAfter = 5 * time.Millisecond
 )
 
-func (p *writerPool) schedule(c *wsConn) { p.chans[c.shard%len(p.chans)] <- c }
+// schedule hands c to its writer. It must not wait for the writer: the hub
+// calls it (through Send) holding a board's lock, which a writer merging
+// updates (conflate) takes. The channel has room for every connection
+// MaxConnections admits, but a connection that closed gives its place back
+// at once while it may still wait in the channel, so a reconnect storm on a
+// node that is behind can find it full: then a goroutine waits instead.
+func (p *writerPool) schedule(c *wsConn) {
+	ch := p.chans[c.shard%len(p.chans)]
+	select {
+	case ch <- c:
+	default:
+		go func() {
+			select {
+			case ch <- c:
+			case <-p.done:
+			}
+		}()
+	}
+}
 
 // Frames written in one system call: a connection that fell behind (its
 // writer came round after several flushes) gets every frame waiting, up to
