@@ -875,8 +875,11 @@ func fillServerReport(rep *Report, vr *ViewersReport, memBefore, memEnd, m0, m1 
 		// frames_total counts updates handed to the connections' queues; a node that falls behind
 		// writes fewer than that. The writes' own count (every frame type, when the server reports
 		// it) bounds what was sent.
+		// Queued minus merged is about nothing when almost every update was merged, and can
+		// come out below nothing (the counters are read one after the other): the written
+		// count is then the one to go by.
 		sent := sv.Frames - sv.Merged
-		if w := int64(m0.delta(m1, "leaderboard_live_websocket_frames_written_total")); w > 0 && w < sent {
+		if w := int64(m0.delta(m1, "leaderboard_live_websocket_frames_written_total")); w > 0 && (w < sent || sent <= 0) {
 			sent = w
 		}
 		if sent > 0 {

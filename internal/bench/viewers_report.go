@@ -95,7 +95,7 @@ func (r Report) writeViewersText(w io.Writer) error {
 	}
 	if sv.MetricsOK {
 		fmt.Fprintf(&b, "server cpu:  %.3f cores", sv.CPUCores)
-		if sv.Frames > 0 {
+		if sv.CPUUSPerFrame > 0 {
 			fmt.Fprintf(&b, ", %.2f µs per update frame sent", sv.CPUUSPerFrame)
 			if sv.Merged > 0 {
 				fmt.Fprintf(&b, " (%d more merged into others)", sv.Merged)
