@@ -31,20 +31,7 @@ func startRefused(t *testing.T, cfg Config) error {
 // the directory can be used again.
 func TestSecondServerOnTheSameDataDirIsRefused(t *testing.T) {
 	cfg := testConfig(t)
-	_, cancel, done := start(t, cfg)
-	err := startRefused(t, cfg)
-	if err == nil || !strings.Contains(err.Error(), "in use by another") || !strings.Contains(err.Error(), cfg.DataDir) {
-		t.Fatalf("second server on %s: %v", cfg.DataDir, err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("first server: %v", err)
-	}
-	_, cancel, done = start(t, cfg)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("a server after the first stopped: %v", err)
-	}
+	secondServerIsRefused(t, cfg, "in use by another", cfg.DataDir)
 }
 
 // TestSecondServerOnTheSamePostgresIsRefused: the same with history in one
@@ -52,10 +39,20 @@ func TestSecondServerOnTheSameDataDirIsRefused(t *testing.T) {
 func TestSecondServerOnTheSamePostgresIsRefused(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.DataDir, cfg.PostgresURL = "", sharedPostgres(t)
+	secondServerIsRefused(t, cfg, "in use by another")
+}
+
+// secondServerIsRefused starts a server on cfg, checks that a second one on
+// the same history fails with an error holding every want, and that a server
+// starts again once the first stopped.
+func secondServerIsRefused(t *testing.T, cfg Config, want ...string) {
+	t.Helper()
 	_, cancel, done := start(t, cfg)
 	err := startRefused(t, cfg)
-	if err == nil || !strings.Contains(err.Error(), "in use by another") {
-		t.Fatalf("second server on one PostgreSQL schema: %v", err)
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Fatalf("second server on the same history: %v, want an error naming %q", err, w)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
