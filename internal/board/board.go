@@ -442,6 +442,15 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (Leaderboard, 
 	// its write lock: the pause holds at once for what already passed the
 	// status check in this process (a batch's remaining chunks) and, over a
 	// shared store, in every process, not at their next sweep.
+	if c.paused && !wasPaused {
+		// Submissions answered 202 were accepted while the board was
+		// active: applied after the pause the store would refuse them as
+		// paused, and the drain would drop them.
+		if err := s.drainFirst(ctx); err != nil {
+			s.admin.Unlock()
+			return Leaderboard{}, err
+		}
+	}
 	pz, sharedPause := s.store.(store.Pauser)
 	sharedPause = sharedPause && c.paused != wasPaused
 	if sharedPause {
@@ -554,13 +563,10 @@ func (s *Service) complete(ctx context.Context, id string) error {
 	if m.completed {
 		return nil
 	}
-	if s.wq.enabled() && s.wq.busy() {
-		// Submissions answered 202 wait for the store: they were accepted
-		// before this completion, so they go in before the seal.
-		s.drain(ctx)
-		if s.wq.busy() {
-			return &Error{Code: CodeUnavailable, Message: "submissions accepted while the ranking store was unreachable are still waiting for it; retry shortly", RetryAfter: time.Second}
-		}
+	// Submissions answered 202 wait for the store: they were accepted
+	// before this completion, so they go in before the seal.
+	if err := s.drainFirst(ctx); err != nil {
+		return err
 	}
 	stats, err := s.store.Seal(ctx, id)
 	if err != nil {
@@ -631,6 +637,11 @@ func (s *Service) RemoveParticipant(ctx context.Context, id, participant string)
 	if err := s.admit(); err != nil {
 		return err
 	}
+	// A submission of this participant answered 202 earlier would otherwise
+	// be applied after the removal and put the participant back.
+	if err := s.drainFirst(ctx); err != nil {
+		return err
+	}
 	if _, err := s.store.Remove(ctx, id, participant); err != nil {
 		return s.storeError(err, id, participant)
 	}
@@ -651,6 +662,13 @@ func (s *Service) Counts() map[Status]int {
 
 // storeError maps a store error to the API's errors.
 func (s *Service) storeError(err error, board, participant string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		// Already an answer (the write queue's 503 when full): wrapped as a
+		// store failure it read "the ranking store is unavailable:
+		// unavailable: ...".
+		return e
+	}
 	switch {
 	case errors.Is(err, store.ErrBoardNotFound):
 		if _, ok := s.archived(board); ok { // completed by another process

@@ -28,6 +28,11 @@ type writeQueue struct {
 	// drain at stop), which applies the head of the queue and then pops it.
 	draining sync.Mutex
 	wake     chan struct{}
+	// dropped counts queued submissions the store refused when they were
+	// applied (the board completed or removed meanwhile, by another
+	// process, or damaged): answered 202, never ranked. Only a log line
+	// said so; DroppedWrites makes it a metric.
+	dropped atomic.Int64
 }
 
 type queuedWrite struct {
@@ -102,6 +107,21 @@ func appliedPrefix(results []store.Result) int {
 	return n
 }
 
+// drainFirst applies the queued submissions before a change that goes to
+// the store directly (a finalize, a pause, a removal): they were accepted
+// (202) before it, so they must not land after it. While the store still
+// fails, the change answers 503 with Retry-After instead of overtaking them.
+func (s *Service) drainFirst(ctx context.Context) error {
+	if !s.wq.enabled() || !s.wq.busy() {
+		return nil
+	}
+	s.drain(ctx)
+	if s.wq.busy() {
+		return &Error{Code: CodeUnavailable, Message: "submissions accepted while the ranking store was unreachable are still waiting for it; retry shortly", RetryAfter: time.Second}
+	}
+	return nil
+}
+
 // QueuedWrites returns the number of submissions waiting for the store.
 func (s *Service) QueuedWrites() int {
 	if !s.wq.enabled() {
@@ -114,6 +134,15 @@ func (s *Service) QueuedWrites() int {
 		n += len(it.subs)
 	}
 	return n
+}
+
+// DroppedWrites returns how many queued submissions (answered 202) the
+// store refused when the queue drained, since the start.
+func (s *Service) DroppedWrites() int64 {
+	if !s.wq.enabled() {
+		return 0
+	}
+	return s.wq.dropped.Load()
 }
 
 // RunWriteQueue applies queued submissions in order while the store answers,
@@ -183,7 +212,9 @@ func (s *Service) drain(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			s.log0("a queued submission could not be applied", it.board, err)
+			n := len(it.subs) - appliedPrefix(results)
+			s.wq.dropped.Add(int64(n))
+			s.logger.Warn("queued submissions (answered 202) could not be applied and are dropped", "leaderboard", it.board, "submissions", n, "err", err)
 		}
 		s.wq.mu.Lock()
 		s.wq.items = s.wq.items[1:]
