@@ -287,6 +287,21 @@ func (s *Store) CatchUp(ctx context.Context, board string) error {
 		return store.ErrBoardNotFound
 	}
 	k := s.keysOf(board)
+	// What was published before the read: the version the read finds can be
+	// below it only if Redis went back in time. (What is published after the
+	// read started, by this process's own writes, can be above the version
+	// read: the board moved on.)
+	var readyBefore bool
+	var genBefore string
+	var lastBefore uint64
+	s.tailsMu.Lock()
+	before := s.tails[board] // not made here: a board that does not exist gets no tail
+	s.tailsMu.Unlock()
+	if before != nil {
+		before.mu.Lock()
+		readyBefore, genBefore, lastBefore = before.ready, before.gen, before.last
+		before.mu.Unlock()
+	}
 	code, r, err := run(ctx, s.c, tailScript, []string{k.m, k.o})
 	if err != nil {
 		return err
@@ -295,6 +310,9 @@ func (s *Store) CatchUp(ctx context.Context, board string) error {
 		return store.ErrBoardNotFound
 	}
 	t := s.tailOf(board)
+	if t != before {
+		readyBefore = false // dropped and made again meanwhile
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch gen := str(r[2]); {
@@ -330,7 +348,7 @@ func (s *Store) CatchUp(ctx context.Context, board string) error {
 		return nil
 	case t.gen != gen:
 		t.reset(gen, uintOf(r[3]))
-	case uintOf(r[1]) < t.last:
+	case readyBefore && genBefore == gen && uintOf(r[1]) < lastBefore:
 		s.rolledBack.Store(true) // as in deliver: Redis went back in time
 	}
 	if v := uintOf(r[1]); t.last < v {
