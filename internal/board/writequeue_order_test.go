@@ -20,18 +20,12 @@ import (
 // the earlier queued submission, which put p back when the queue drained.
 func TestRemovalAfterQueuedSubmissionStaysRemoved(t *testing.T) {
 	ctx := context.Background()
-	st := &flakyStore{Store: memory.New(memory.Options{})}
-	svc := board.New(st, board.Options{WriteQueue: 100})
-	if _, err := svc.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
-		t.Fatal(err)
-	}
+	st, svc := queueingBoard(t, &flakyStore{Store: memory.New(memory.Options{})}, 100)
 	if _, err := svc.Submit(ctx, "x", board.ScoreInput{ParticipantID: "p", Score: 5}); err != nil {
 		t.Fatal(err)
 	}
 	st.down.Store(true)
-	if _, err := svc.Submit(ctx, "x", board.ScoreInput{ParticipantID: "p", Score: 9}); !errors.Is(err, board.ErrQueued) {
-		t.Fatalf("submission while the store is down: %v, want queued (202)", err)
-	}
+	mustQueue(t, svc, board.ScoreInput{ParticipantID: "p", Score: 9})
 	st.down.Store(false)
 	if err := svc.RemoveParticipant(ctx, "x", "p"); err != nil {
 		t.Fatal(err)
@@ -51,15 +45,9 @@ func TestRemovalAfterQueuedSubmissionStaysRemoved(t *testing.T) {
 // paused at the drain, and it was dropped with only a log line.
 func TestPauseAfterQueuedSubmissionKeepsIt(t *testing.T) {
 	ctx := context.Background()
-	st := &flakyStore{Store: memory.New(memory.Options{})}
-	svc := board.New(st, board.Options{WriteQueue: 100})
-	if _, err := svc.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
-		t.Fatal(err)
-	}
+	st, svc := queueingBoard(t, &flakyStore{Store: memory.New(memory.Options{})}, 100)
 	st.down.Store(true)
-	if _, err := svc.Submit(ctx, "x", board.ScoreInput{ParticipantID: "queued", Score: 7}); !errors.Is(err, board.ErrQueued) {
-		t.Fatalf("submission while the store is down: %v, want queued (202)", err)
-	}
+	mustQueue(t, svc, board.ScoreInput{ParticipantID: "queued", Score: 7})
 	st.down.Store(false)
 	paused := board.Paused
 	if _, err := svc.Update(ctx, "x", board.Patch{Status: &paused}); err != nil {
@@ -83,11 +71,7 @@ func TestPauseAfterQueuedSubmissionKeepsIt(t *testing.T) {
 // unavailable: ...".
 func TestFullWriteQueueAnswersItsOwnMessage(t *testing.T) {
 	ctx := context.Background()
-	st := &flakyStore{Store: memory.New(memory.Options{})}
-	svc := board.New(st, board.Options{WriteQueue: 1})
-	if _, err := svc.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
-		t.Fatal(err)
-	}
+	st, svc := queueingBoard(t, &flakyStore{Store: memory.New(memory.Options{})}, 1)
 	st.down.Store(true)
 	if _, err := svc.Submit(ctx, "x", board.ScoreInput{ParticipantID: "a", Score: 1}); !errors.Is(err, board.ErrQueued) {
 		t.Fatalf("first submission: %v, want queued", err)
@@ -113,15 +97,9 @@ func TestFullWriteQueueAnswersItsOwnMessage(t *testing.T) {
 func TestQueuedSubmissionRefusedAtDrainIsCounted(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.New(memory.Options{})
-	st := &flakyStore{Store: mem}
-	svc := board.New(st, board.Options{WriteQueue: 100})
-	if _, err := svc.Create(ctx, board.CreateRequest{ID: "x", Name: "X"}); err != nil {
-		t.Fatal(err)
-	}
+	st, svc := queueingBoard(t, &flakyStore{Store: mem}, 100)
 	st.down.Store(true)
-	if _, err := svc.Submit(ctx, "x", board.ScoreInput{ParticipantID: "p", Score: 7}); !errors.Is(err, board.ErrQueued) {
-		t.Fatalf("submission while the store is down: %v, want queued (202)", err)
-	}
+	mustQueue(t, svc, board.ScoreInput{ParticipantID: "p", Score: 7})
 	st.down.Store(false)
 	if _, err := mem.Seal(ctx, "x"); err != nil { // another process's finalize
 		t.Fatal(err)
@@ -131,6 +109,25 @@ func TestQueuedSubmissionRefusedAtDrainIsCounted(t *testing.T) {
 	}
 	if n := svc.DroppedWrites(); n != 1 {
 		t.Fatalf("DroppedWrites %d, want 1", n)
+	}
+}
+
+// queueingBoard is a service with a write queue of size over st, and its
+// leaderboard "x".
+func queueingBoard(t *testing.T, st *flakyStore, size int) (*flakyStore, *board.Service) {
+	t.Helper()
+	svc := board.New(st, board.Options{WriteQueue: size})
+	if _, err := svc.Create(context.Background(), board.CreateRequest{ID: "x", Name: "X"}); err != nil {
+		t.Fatal(err)
+	}
+	return st, svc
+}
+
+// mustQueue submits in to "x" while the store is down: it must be queued (202).
+func mustQueue(t *testing.T, svc *board.Service, in board.ScoreInput) {
+	t.Helper()
+	if _, err := svc.Submit(context.Background(), "x", in); !errors.Is(err, board.ErrQueued) {
+		t.Fatalf("submission while the store is down: %v, want queued (202)", err)
 	}
 }
 
@@ -163,9 +160,7 @@ func TestSubmissionDuringDrainWaitsBehindTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.down.Store(true)
-	if _, err := svc.Submit(ctx, "x", board.ScoreInput{ParticipantID: "p", Score: 9, Timestamp: 1000, HasTimestamp: true}); !errors.Is(err, board.ErrQueued) {
-		t.Fatalf("submission while the store is down: %v, want queued (202)", err)
-	}
+	mustQueue(t, svc, board.ScoreInput{ParticipantID: "p", Score: 9, Timestamp: 1000, HasTimestamp: true})
 	st.down.Store(false)
 	st.armed.Store(true)
 	done := make(chan int)
