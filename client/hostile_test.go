@@ -88,6 +88,21 @@ func hostilePoller(t *testing.T, answer func(w http.ResponseWriter)) (*httptest.
 	return srv, polls
 }
 
+// pollsInASecond runs a long-polling top-5 watcher against url (backoff from
+// 1 ms up to backoffMax) until it is ready, then returns how many polls the
+// server counted in the second after.
+func pollsInASecond(t *testing.T, url string, polls *atomic.Int64, backoffMax time.Duration, opts ...client.Option) int64 {
+	t.Helper()
+	c := client.New(url, append([]client.Option{client.WithBackoff(time.Millisecond, backoffMax)}, opts...)...)
+	w := c.WatchTop(context.Background(), "b", 5, client.WithTransport(client.TransportLongPoll))
+	defer w.Close()
+	if _, err := w.WaitFor(within(t), func(s client.State) bool { return s.Ready }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	return polls.Load()
+}
+
 // A long poll answered at once with nothing new (204 before its timeout, a
 // proxy replaying the same snapshot, a message of no known type) is paced
 // by the backoff: the watcher used to poll again at once, thousands of
@@ -107,14 +122,7 @@ func TestLongPollAnsweredAtOnceWithNothingNewBacksOff(t *testing.T) {
 	for name, answer := range answers {
 		t.Run(name, func(t *testing.T) {
 			srv, polls := hostilePoller(t, answer)
-			c := client.New(srv.URL, client.WithBackoff(time.Millisecond, 100*time.Millisecond), client.WithLongPollTimeout(10*time.Second))
-			w := c.WatchTop(context.Background(), "b", 5, client.WithTransport(client.TransportLongPoll))
-			defer w.Close()
-			if _, err := w.WaitFor(within(t), func(s client.State) bool { return s.Ready }); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(time.Second)
-			if n := polls.Load(); n > 100 {
+			if n := pollsInASecond(t, srv.URL, polls, 100*time.Millisecond, client.WithLongPollTimeout(10*time.Second)); n > 100 {
 				t.Errorf("%d polls in a second answered at once with nothing new; want them paced by the backoff (at most 100 ms apart)", n)
 			}
 		})
@@ -272,14 +280,7 @@ func TestLongPollFailingEveryOtherPollBacksOff(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	c := client.New(srv.URL, client.WithBackoff(time.Millisecond, 200*time.Millisecond))
-	w := c.WatchTop(context.Background(), "b", 5, client.WithTransport(client.TransportLongPoll))
-	defer w.Close()
-	if _, err := w.WaitFor(within(t), func(s client.State) bool { return s.Ready }); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second)
-	if n := polls.Load(); n > 100 {
+	if n := pollsInASecond(t, srv.URL, &polls, 200*time.Millisecond); n > 100 {
 		t.Errorf("%d polls in a second, every other one failing; want the backoff to grow to 200 ms", n)
 	}
 }
